@@ -1,0 +1,33 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both create .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-sqlite test-postgres lint types check clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python example_project/demo.py
+
+# The whole suite on SQLite, then on the local PostgreSQL (see tests/run.py).
+test: $(STAMP)
+	$(BIN)/python tests/run.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(STAMP)
+	$(BIN)/mypy django_nexmo_conversion
+
+check: lint types
+	$(BIN)/python -m django makemigrations --check --dry-run --settings=tests.settings --pythonpath=.
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov dist build

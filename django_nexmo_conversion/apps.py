@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.core import checks
+from django.utils.translation import gettext_lazy as _
+
+
+class NexmoConversionConfig(AppConfig):
+    name = "django_nexmo_conversion"
+    label = "django_nexmo_conversion"
+    verbose_name = _("Nexmo conversions")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from .checks import check_settings
+
+        checks.register(check_settings, checks.Tags.compatibility)

@@ -1,0 +1,37 @@
+"""Backends send one report and say what came of it. ``BACKEND`` picks one by dotted path,
+like ``EMAIL_BACKEND``; the instance is shared by every thread of the process.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from django.utils.module_loading import import_string
+
+from ..conf import get_settings
+from .base import BaseBackend
+
+__all__ = ["BaseBackend", "get_backend", "reset_backend"]
+
+_lock = threading.Lock()
+_backend: BaseBackend | None = None
+
+
+def get_backend() -> BaseBackend:
+    """The configured backend (built once per process, rebuilt when the settings change)."""
+    global _backend
+    with _lock:
+        if _backend is None:
+            conf = get_settings()
+            conf.raise_for_problems()
+            backend_class = import_string(conf.backend)
+            _backend = backend_class(settings=conf)
+        return _backend
+
+
+def reset_backend() -> None:
+    global _backend
+    with _lock:
+        if _backend is not None:
+            _backend.close()
+        _backend = None

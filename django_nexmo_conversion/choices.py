@@ -1,0 +1,25 @@
+"""The enumerations stored in the tables (importable without the app registry)."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Channel(models.TextChoices):
+    SMS = "sms", _("SMS")
+    VOICE = "voice", _("Voice")
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    REPORTED = "reported", _("Reported")
+    FAILED = "failed", _("Failed")
+
+
+class Outcome(models.TextChoices):
+    """What one attempt came to; see "Outcomes of one attempt" in the README."""
+
+    REPORTED = "reported", _("Reported")
+    REJECTED = "rejected", _("Rejected (parameters)")
+    TRANSIENT = "transient", _("Transient error")
+    ACCOUNT_ERROR = "account_error", _("Account error")

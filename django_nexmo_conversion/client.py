@@ -1,0 +1,198 @@
+"""What goes on the wire, one POST, and what Nexmo's answer means.
+
+Nothing here touches the database: it runs in worker threads.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import requests
+
+from .__about__ import __version__
+from .choices import Outcome
+from .conf import Account
+from .exceptions import ConversionInputError
+from .signing import sign
+
+USER_AGENT = f"django-nexmo-conversion/{__version__} python-requests/{requests.__version__}"
+WIRE_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+#: How much of an error answer we keep: enough to read the cause, never a whole HTML page.
+ERROR_TEXT_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class Report:
+    """One conversion as Nexmo receives it."""
+
+    channel: str
+    message_id: str
+    delivered: bool
+    timestamp: datetime
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The outcome of one attempt, free of secrets."""
+
+    outcome: str
+    status_code: int | None = None
+    error: str = ""
+    #: Seconds Nexmo asked us to wait (``Retry-After``), when it said.
+    retry_after: float | None = None
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    duration: float = 0.0
+
+
+def wire_timestamp(value: datetime) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` in UTC; a naive datetime is ambiguous and refused."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ConversionInputError(
+            "timestamp must be timezone-aware (a naive datetime's zone is unknown); "
+            "use django.utils.timezone.now() or attach a tzinfo."
+        )
+    return value.astimezone(timezone.utc).strftime(WIRE_TIMESTAMP_FORMAT)
+
+
+def build_params(report: Report, account: Account) -> dict[str, str]:
+    """The form fields for ``report``, with the account's credentials or signature."""
+    params = {
+        "api_key": account.api_key,
+        "message-id": report.message_id,
+        "delivered": "true" if report.delivered else "false",
+        "timestamp": wire_timestamp(report.timestamp),
+    }
+    if account.signature_secret:
+        # Signed requests never carry the secret itself.
+        params["sig"] = sign(
+            params, secret=account.signature_secret, method=account.signature_method
+        )
+    else:
+        params["api_secret"] = account.api_secret or ""
+    return params
+
+
+def endpoint(base_url: str, channel: str) -> str:
+    return f"{base_url.rstrip('/')}/conversions/{channel}"
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def describe_error(status_code: int, body: str) -> str:
+    """A short, human cause from an error answer: Nexmo's JSON title/detail, else the text."""
+    text = body.strip()
+    try:
+        data: Any = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        parts = [str(data[k]) for k in ("title", "detail", "error-text") if data.get(k)]
+        if parts:
+            return f"HTTP {status_code}: " + " — ".join(parts)[:ERROR_TEXT_LIMIT]
+    if text.startswith("<"):
+        # An HTML error page (402 sometimes comes as one): its text is markup, not a cause.
+        return f"HTTP {status_code}: {ANSWER_MEANINGS.get(status_code, 'error')} (HTML answer)"
+    meaning = ANSWER_MEANINGS.get(status_code)
+    detail = f": {text[:ERROR_TEXT_LIMIT]}" if text else ""
+    return f"HTTP {status_code}{': ' + meaning if meaning else ''}{detail}"
+
+
+ANSWER_MEANINGS = {
+    401: "wrong credentials — check API_KEY and API_SECRET / SIGNATURE_SECRET",
+    402: "conversions are not enabled for this account — ask Vonage support to enable the "
+    "Conversion API for this API key",
+    420: "invalid parameters",
+    422: "invalid parameters",
+    423: "invalid parameters",
+    429: "too many requests",
+}
+
+
+def classify(status_code: int, body: str, headers: Any) -> Answer:
+    """Map an HTTP answer to the outcome table (README, "Outcomes of one attempt")."""
+    if status_code == 200:
+        return Answer(Outcome.REPORTED, status_code)
+    error = describe_error(status_code, body)
+    if status_code in (401, 402):
+        return Answer(Outcome.ACCOUNT_ERROR, status_code, error)
+    if status_code == 429 or status_code >= 500:
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        return Answer(Outcome.TRANSIENT, status_code, error, retry_after=retry_after)
+    # Any other answer (420/422/423, other 4xx, and odd 1xx/3xx) is about this conversion's
+    # parameters: sending it again would get the same answer.
+    return Answer(Outcome.REJECTED, status_code, error)
+
+
+class Client:
+    """Posts reports. One ``requests.Session`` per thread keeps connections alive."""
+
+    def __init__(self, *, base_url: str, timeout: float) -> None:
+        self.base_url = base_url
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = USER_AGENT
+            session.headers["Accept"] = "application/json, text/plain, */*"
+            # Proxies or auth from the environment (.netrc) must not redirect our credentials.
+            session.trust_env = False
+            self._local.session = session
+        return session
+
+    def send(self, report: Report, account: Account) -> Answer:
+        params = build_params(report, account)
+        started = datetime.now(timezone.utc)
+        clock = time.perf_counter()
+        try:
+            response = self._session().post(
+                endpoint(self.base_url, report.channel),
+                data=params,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+            body = response.text[:2000]
+            answer = classify(response.status_code, body, response.headers)
+        except requests.Timeout:
+            answer = Answer(Outcome.TRANSIENT, None, f"timed out after {self.timeout:g} s")
+        except requests.RequestException as exc:
+            # The exception text can echo the URL but never the body, where credentials are.
+            answer = Answer(Outcome.TRANSIENT, None, f"connection error: {type(exc).__name__}")
+        return Answer(
+            answer.outcome,
+            answer.status_code,
+            answer.error,
+            retry_after=answer.retry_after,
+            started_at=started,
+            duration=time.perf_counter() - clock,
+        )
+
+    def close(self) -> None:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is not None:
+            session.close()
+            self._local.session = None

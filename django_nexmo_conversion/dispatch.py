@@ -1,0 +1,53 @@
+"""How a newly marked conversion gets reported, per ``DISPATCH``.
+
+Every mode waits for the caller's transaction to commit (``transaction.on_commit``): a
+rolled-back mark is never reported, and a worker never looks for a row it cannot see yet.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from .conf import get_settings
+
+logger = logging.getLogger("django_nexmo_conversion")
+
+
+def schedule(conversion_pk: int) -> None:
+    """Arrange for ``conversion_pk`` to be reported once the current transaction commits."""
+    mode = get_settings().dispatch
+    if mode == "manual":
+        return
+    if mode == "on_commit":
+        transaction.on_commit(lambda: report_inline(conversion_pk))
+    elif mode == "celery":
+        from .tasks import enqueue_celery
+
+        transaction.on_commit(lambda: enqueue_celery(conversion_pk))
+    elif mode == "django_tasks":
+        from .tasks import enqueue_django_task
+
+        transaction.on_commit(lambda: enqueue_django_task(conversion_pk))
+
+
+def report_inline(conversion_pk: int) -> None:
+    """Report one conversion in this thread, right after commit.
+
+    Never raises: the caller's transaction is already committed and its response must not
+    fail because Nexmo is down. Whatever is not reported stays pending for the command.
+    """
+    from .services import report_conversions
+
+    try:
+        result = report_conversions([conversion_pk])
+    except Exception:
+        logger.exception(
+            "Could not report conversion %s right after commit; it stays pending for "
+            "`manage.py report_conversions`.",
+            conversion_pk,
+        )
+        return
+    if result.halted:
+        logger.error("Conversion %s not reported: %s", conversion_pk, result.error)

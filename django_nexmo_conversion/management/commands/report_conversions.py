@@ -1,0 +1,148 @@
+"""``manage.py report_conversions``: report what is due, once or in a loop."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import close_old_connections
+
+from ...models import Conversion, Status
+from ...selectors import due_conversions
+from ...services import ReportResult, report_pending, retry_now
+
+PROGRESS_CHUNK = 200
+
+
+class Command(BaseCommand):
+    help = "Report due conversions to the Nexmo Conversion API."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--limit", type=int, default=None, help="Report at most N per run.")
+        parser.add_argument(
+            "--concurrency", type=int, default=None, help="Parallel requests (default CONCURRENCY)."
+        )
+        parser.add_argument(
+            "--loop", action="store_true", help="Keep polling until SIGTERM or Ctrl-C."
+        )
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=2.0,
+            help="Seconds between polls with --loop (default 2: Nexmo wants reports quickly).",
+        )
+        parser.add_argument(
+            "--retry-failed",
+            action="store_true",
+            help="First make failed conversions pending again with a fresh attempt budget.",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="List what is due; send nothing, change nothing."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        limit, concurrency = options["limit"], options["concurrency"]
+        if limit is not None and limit < 0:
+            raise CommandError("--limit must be >= 0.")
+        if concurrency is not None and concurrency < 1:
+            raise CommandError("--concurrency must be >= 1.")
+        if options["interval"] <= 0:
+            raise CommandError("--interval must be > 0.")
+
+        if options["dry_run"]:
+            self._dry_run(limit, options["retry_failed"])
+            return
+        if options["retry_failed"]:
+            count = retry_now(Conversion.objects.filter(status=Status.FAILED))
+            self.stdout.write(f"{count} failed conversion(s) made pending again.")
+        if options["loop"]:
+            self._loop(limit, concurrency, options["interval"])
+            return
+        result = self._run_once(limit, concurrency)
+        self._finish(result)
+
+    def _dry_run(self, limit: int | None, retry_failed: bool) -> None:
+        rows = due_conversions(limit=limit, include_failed=retry_failed)
+        for conversion in rows:
+            self.stdout.write(
+                f"would report {conversion.message.channel} {conversion.message.message_id} "
+                f"delivered={'true' if conversion.delivered else 'false'} "
+                f"(attempts so far: {conversion.attempt_count})"
+            )
+        self.stdout.write(f"{len(rows)} conversion(s) due; nothing sent (--dry-run).")
+
+    def _run_once(
+        self, limit: int | None, concurrency: int | None, stop: threading.Event | None = None
+    ) -> ReportResult:
+        should_stop = stop.is_set if stop else None
+        if not self.stdout.isatty():
+            return report_pending(limit=limit, concurrency=concurrency, should_stop=should_stop)
+        # On a terminal, run in chunks so the progress line can move.
+        progress = _Progress(self.stdout)
+        result = ReportResult()
+        while not result.halted and (limit is None or result.attempted < limit):
+            chunk = (
+                PROGRESS_CHUNK if limit is None else min(PROGRESS_CHUNK, limit - result.attempted)
+            )
+            step = report_pending(limit=chunk, concurrency=concurrency, should_stop=should_stop)
+            result.merge(step)
+            progress.show(result)
+            if step.attempted == 0 or (stop is not None and stop.is_set()):
+                break
+        progress.done()
+        return result
+
+    def _finish(self, result: ReportResult) -> None:
+        self.stdout.write(result.summary())
+        if result.halted:
+            raise CommandError(
+                f"Stopped by an account error; nothing was burned, everything stays pending. "
+                f"{result.error}",
+                returncode=2,
+            )
+
+    def _loop(self, limit: int | None, concurrency: int | None, interval: float) -> None:
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: Any) -> None:
+            self.stderr.write("Stopping after the requests in flight…")
+            stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, on_signal)
+        failures = 0
+        while not stop.is_set():
+            try:
+                result = self._run_once(limit, concurrency, stop)
+                failures = 0
+            except Exception as exc:  # the database or the API went away: log, back off, carry on
+                failures += 1
+                close_old_connections()
+                self.stderr.write(f"Report run failed ({type(exc).__name__}: {exc}); retrying.")
+                stop.wait(min(interval * 2**failures, 60))
+                continue
+            if result.attempted:
+                self.stdout.write(result.summary())
+            if result.halted:
+                self.stderr.write(result.error)
+                # Account errors need a human; poll slowly rather than hammer Nexmo.
+                stop.wait(max(interval, 60))
+                continue
+            stop.wait(interval)
+
+
+class _Progress:
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.started = time.monotonic()
+
+    def show(self, result: ReportResult) -> None:
+        rate = result.attempted / max(time.monotonic() - self.started, 1e-6)
+        self.stream.write(f"\r{result.summary()}  ({rate:.0f}/s)", ending="")
+        self.stream.flush()
+
+    def done(self) -> None:
+        self.stream.write("")

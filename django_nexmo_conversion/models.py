@@ -1,0 +1,133 @@
+"""The app's three tables. Models stay thin: writes live in ``services``, reads in ``selectors``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
+
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .choices import Channel, Outcome, Status
+
+if TYPE_CHECKING:
+    from django.db.models.fields.related_descriptors import RelatedManager
+
+__all__ = ["Channel", "Conversion", "ConversionAttempt", "Outcome", "SentMessage", "Status"]
+
+#: Nexmo's SMS message ids are 16-18 hex characters and call ids are UUIDs; 64 leaves room.
+MESSAGE_ID_MAX_LENGTH = 64
+
+
+class SentMessage(models.Model):
+    message_id = models.CharField(_("message id"), max_length=MESSAGE_ID_MAX_LENGTH)
+    channel = models.CharField(
+        _("channel"), max_length=8, choices=Channel.choices, default=Channel.SMS
+    )
+    recipient = models.CharField(_("recipient"), max_length=32, blank=True, default="")
+    api_key = models.CharField(_("API key"), max_length=64, blank=True, default="")
+    sent_at = models.DateTimeField(_("sent at"), default=timezone.now)
+    target_content_type = models.ForeignKey(
+        ContentType, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    target_object_id = models.CharField(max_length=64, blank=True, default="")
+    target = GenericForeignKey("target_content_type", "target_object_id")
+
+    if TYPE_CHECKING:
+        conversion: Conversion
+
+    class Meta:
+        verbose_name = _("sent message")
+        verbose_name_plural = _("sent messages")
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["channel", "message_id"], name="nexmo_conv_unique_message"
+            ),
+        ]
+        indexes: ClassVar = [
+            # Lookups by id alone (admin search, webhooks) without knowing the channel.
+            models.Index(fields=["message_id"], name="nexmo_conv_message_id_idx"),
+            models.Index(fields=["sent_at"], name="nexmo_conv_sent_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} {self.message_id}"
+
+
+class ConversionQuerySet(models.QuerySet["Conversion"]):
+    def due(self, now: datetime | None = None) -> ConversionQuerySet:
+        """Conversions a worker may take now: pending and due, or claimed by a worker whose
+        lease has run out (while a row is ``sending``, ``next_attempt_at`` is its lease expiry).
+        """
+        now = now or timezone.now()
+        return self.filter(status__in=[Status.PENDING, Status.SENDING], next_attempt_at__lte=now)
+
+
+class Conversion(models.Model):
+    message = models.OneToOneField(
+        SentMessage, on_delete=models.CASCADE, related_name="conversion", verbose_name=_("message")
+    )
+    delivered = models.BooleanField(_("delivered"), default=True)
+    timestamp = models.DateTimeField(_("converted at"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    attempt_count = models.PositiveIntegerField(_("attempts"), default=0)
+    #: When pending: when it is due. When sending: when the worker's lease expires.
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    #: Which claim owns the row while ``sending``; outcomes are written only by that claim.
+    claim_token = models.CharField(max_length=32, blank=True, default="", editable=False)
+    last_status_code = models.PositiveSmallIntegerField(
+        _("last HTTP status"), null=True, blank=True
+    )
+    last_error = models.TextField(_("last error"), blank=True, default="")
+    reported_at = models.DateTimeField(_("reported at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    objects = ConversionQuerySet.as_manager()
+
+    if TYPE_CHECKING:
+        attempts: RelatedManager[ConversionAttempt]
+        message_id: int
+
+    class Meta:
+        verbose_name = _("conversion")
+        verbose_name_plural = _("conversions")
+        indexes: ClassVar = [
+            # Serves due(): equality on status, range on next_attempt_at.
+            models.Index(fields=["status", "next_attempt_at"], name="nexmo_conv_due_idx"),
+            models.Index(fields=["reported_at"], name="nexmo_conv_reported_at_idx"),
+            models.Index(fields=["created_at"], name="nexmo_conv_created_at_idx"),
+        ]
+        constraints: ClassVar = [
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in Status]), name="nexmo_conv_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.get_status_display()})"
+
+
+class ConversionAttempt(models.Model):
+    conversion = models.ForeignKey(
+        Conversion, on_delete=models.CASCADE, related_name="attempts", verbose_name=_("conversion")
+    )
+    started_at = models.DateTimeField(_("started at"))
+    duration = models.DurationField(_("duration"))
+    http_status = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
+    error = models.TextField(_("error"), blank=True, default="")
+
+    class Meta:
+        verbose_name = _("attempt")
+        verbose_name_plural = _("attempts")
+        ordering: ClassVar = ["started_at", "pk"]
+
+    def __str__(self) -> str:
+        code = self.http_status if self.http_status is not None else "-"
+        return f"{self.get_outcome_display()} ({code}) at {self.started_at:%Y-%m-%d %H:%M:%S}"

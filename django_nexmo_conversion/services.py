@@ -1,0 +1,560 @@
+"""Every write the app makes: record messages, mark conversions, claim and report them.
+
+The reporting engine, top to bottom: :func:`claim` takes a batch of due rows with a lease,
+the backend sends them from a bounded thread pool (threads do HTTP only, never SQL), and
+:func:`_apply_answer` writes each outcome from the calling thread as it arrives.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError, connection, models, transaction
+from django.utils import timezone
+
+from . import dispatch, signals
+from .backends import get_backend
+from .client import Answer, Report
+from .conf import ConversionSettings, get_settings
+from .exceptions import ConversionInputError
+from .models import (
+    MESSAGE_ID_MAX_LENGTH,
+    Channel,
+    Conversion,
+    ConversionAttempt,
+    Outcome,
+    SentMessage,
+    Status,
+)
+
+logger = logging.getLogger("django_nexmo_conversion")
+
+#: How far ahead of our clock a conversion timestamp may be (clock skew between hosts).
+FUTURE_TOLERANCE = timedelta(minutes=5)
+_MESSAGE_ID_RE = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no space, no control chars
+_RECIPIENT_RE = re.compile(r"\+?[0-9]{3,20}")
+_RECIPIENT_NOISE = re.compile(r"[\s().-]")
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def clean_message_id(message_id: object) -> str:
+    if not isinstance(message_id, str):
+        raise ConversionInputError(f"message_id must be a string, got {type(message_id).__name__}.")
+    if not message_id:
+        raise ConversionInputError("message_id must not be empty.")
+    if len(message_id) > MESSAGE_ID_MAX_LENGTH:
+        raise ConversionInputError(
+            f"message_id is {len(message_id)} characters long; at most "
+            f"{MESSAGE_ID_MAX_LENGTH} are allowed."
+        )
+    if not _MESSAGE_ID_RE.fullmatch(message_id):
+        raise ConversionInputError(
+            f"message_id {message_id!r} contains whitespace, control or non-ASCII characters."
+        )
+    return message_id
+
+
+def clean_channel(channel: object) -> str:
+    if channel not in Channel.values:
+        raise ConversionInputError(
+            f"channel must be one of {', '.join(Channel.values)}, got {channel!r}."
+        )
+    return str(channel)
+
+
+def clean_recipient(recipient: object) -> str:
+    if recipient is None or recipient == "":
+        return ""
+    if not isinstance(recipient, str):
+        raise ConversionInputError(f"recipient must be a string, got {type(recipient).__name__}.")
+    compact = _RECIPIENT_NOISE.sub("", recipient)
+    if not _RECIPIENT_RE.fullmatch(compact):
+        raise ConversionInputError(
+            f"recipient {recipient!r} is not a phone number (digits, optionally with a leading +)."
+        )
+    return compact.lstrip("+")
+
+
+def clean_timestamp(value: object, *, name: str = "timestamp") -> datetime:
+    """An aware datetime, not in the future (beyond clock skew); ``None`` means now."""
+    now = timezone.now()
+    if value is None:
+        return now
+    if not isinstance(value, datetime):
+        raise ConversionInputError(f"{name} must be a datetime, got {type(value).__name__}.")
+    if timezone.is_naive(value):
+        raise ConversionInputError(
+            f"{name} must be timezone-aware (a naive datetime's zone is unknown); "
+            "use django.utils.timezone.now() or attach a tzinfo."
+        )
+    if value > now + FUTURE_TOLERANCE:
+        raise ConversionInputError(f"{name} {value.isoformat()} is in the future.")
+    return value
+
+
+def clean_api_key(api_key: object) -> str:
+    if api_key is None or api_key == "":
+        return ""
+    if not isinstance(api_key, str) or not _MESSAGE_ID_RE.fullmatch(api_key) or len(api_key) > 64:
+        raise ConversionInputError("api_key must be a short string without whitespace.")
+    return api_key
+
+
+# --- recording and marking --------------------------------------------------------------------
+
+
+def record_message(
+    message_id: str,
+    *,
+    channel: str = Channel.SMS,
+    recipient: str | None = None,
+    sent_at: datetime | None = None,
+    target: models.Model | None = None,
+    api_key: str | None = None,
+) -> SentMessage:
+    """Remember a sent SMS or call. Idempotent on ``(channel, message_id)``."""
+    fields: dict[str, Any] = {
+        "recipient": clean_recipient(recipient),
+        "sent_at": clean_timestamp(sent_at, name="sent_at"),
+        "api_key": clean_api_key(api_key),
+    }
+    if target is not None:
+        if not isinstance(target, models.Model) or target.pk is None:
+            raise ConversionInputError("target must be a saved model instance.")
+        fields["target_content_type"] = ContentType.objects.get_for_model(target)
+        fields["target_object_id"] = str(target.pk)
+    message, _created = SentMessage.objects.get_or_create(
+        channel=clean_channel(channel), message_id=clean_message_id(message_id), defaults=fields
+    )
+    return message
+
+
+def _sms_response_data(response: object) -> dict[str, Any]:
+    if isinstance(response, (bytes, str)):
+        try:
+            response = json.loads(response)
+        except ValueError:
+            raise ConversionInputError("SMS response text is not JSON.") from None
+    dump = getattr(response, "model_dump", None)
+    if callable(dump):  # the Vonage SDK v4 SmsResponse (pydantic)
+        response = dump(by_alias=True)
+    if not isinstance(response, dict) or not isinstance(response.get("messages"), list):
+        raise ConversionInputError(
+            "SMS response must be the SMS API's answer: a dict, JSON text or SDK response "
+            "with a 'messages' list."
+        )
+    return response
+
+
+def record_sms_response(
+    response: object, *, target: models.Model | None = None, api_key: str | None = None
+) -> list[SentMessage]:
+    """Record every message the SMS API accepted (``status == "0"``) in its response."""
+    data = _sms_response_data(response)
+    accepted: list[dict[str, Any]] = []
+    for part in data["messages"]:
+        if not isinstance(part, dict):
+            raise ConversionInputError("SMS response 'messages' must hold objects.")
+        if str(part.get("status")) == "0":
+            accepted.append(part)
+    # Validate every part before storing any, so bad input stores nothing.
+    ids = [clean_message_id(part.get("message-id", part.get("message_id"))) for part in accepted]
+    with transaction.atomic():
+        return [
+            record_message(
+                message_id,
+                recipient=part.get("to"),
+                target=target,
+                api_key=api_key,
+            )
+            for message_id, part in zip(ids, accepted, strict=True)
+        ]
+
+
+def _create_conversion(message: SentMessage, delivered: bool, at: datetime) -> Conversion | None:
+    """Insert the conversion, or return None if the message already has one."""
+    try:
+        # A savepoint, so a duplicate does not break the caller's transaction.
+        with transaction.atomic():
+            return Conversion.objects.create(
+                message=message, delivered=delivered, timestamp=at, next_attempt_at=timezone.now()
+            )
+    except IntegrityError:
+        return None
+
+
+def mark_converted(
+    message: SentMessage | str,
+    *,
+    delivered: bool = True,
+    timestamp: datetime | None = None,
+    channel: str = Channel.SMS,
+) -> Conversion:
+    """Mark ``message`` converted; it is reported after the caller's transaction commits.
+
+    One conversion per message: marking again returns the existing one, except that a
+    not-yet-reported ``delivered=False`` is upgraded to ``True``.
+    """
+    if not isinstance(delivered, bool):
+        raise ConversionInputError(f"delivered must be True or False, got {delivered!r}.")
+    at = clean_timestamp(timestamp)
+    if isinstance(message, SentMessage):
+        if message.pk is None:
+            raise ConversionInputError("message must be a saved SentMessage.")
+        sent = message
+    elif isinstance(message, str):
+        sent = record_message(message, channel=clean_channel(channel))
+    else:
+        raise ConversionInputError(
+            f"message must be a SentMessage or a message id string, got {type(message).__name__}."
+        )
+
+    conversion = _create_conversion(sent, delivered, at)
+    if conversion is not None:
+        signals.conversion_marked.send(sender=Conversion, conversion=conversion)
+        dispatch.schedule(conversion.pk)
+        return conversion
+
+    conversion = Conversion.objects.get(message=sent)
+    if delivered and not conversion.delivered:
+        upgraded = Conversion.objects.filter(
+            pk=conversion.pk, delivered=False, status__in=[Status.PENDING, Status.FAILED]
+        ).update(
+            delivered=True,
+            timestamp=at,
+            status=Status.PENDING,
+            attempt_count=0,
+            next_attempt_at=timezone.now(),
+        )
+        if upgraded:
+            conversion.refresh_from_db()
+            dispatch.schedule(conversion.pk)
+    return conversion
+
+
+def retry_now(conversions: models.QuerySet[Conversion]) -> int:
+    """Make failed or pending conversions due now; failed ones get a fresh attempt budget."""
+    now = timezone.now()
+    with transaction.atomic():
+        pending = conversions.filter(status=Status.PENDING).update(next_attempt_at=now)
+        failed = conversions.filter(status=Status.FAILED).update(
+            status=Status.PENDING, attempt_count=0, next_attempt_at=now
+        )
+    return pending + failed
+
+
+# --- reporting --------------------------------------------------------------------------------
+
+
+@dataclass
+class ReportResult:
+    """What one report run did."""
+
+    reported: int = 0
+    retrying: int = 0
+    failed: int = 0
+    #: True when an account error (401/402) stopped the run; everything left stays pending.
+    halted: bool = False
+    status_code: int | None = None
+    error: str = ""
+
+    @property
+    def attempted(self) -> int:
+        return self.reported + self.retrying + self.failed
+
+    def merge(self, other: ReportResult) -> None:
+        self.reported += other.reported
+        self.retrying += other.retrying
+        self.failed += other.failed
+        if other.halted:
+            self.halted, self.status_code, self.error = True, other.status_code, other.error
+
+    def summary(self) -> str:
+        text = f"reported {self.reported}, retrying {self.retrying}, failed {self.failed}"
+        if self.halted:
+            text += f"; HALTED by an account error: {self.error}"
+        return text
+
+
+def retry_delay(attempt: int, retry_after: float | None, conf: ConversionSettings) -> float:
+    """Seconds before the next try: ``Retry-After`` when given, else exponential with jitter."""
+    if retry_after is not None:
+        return min(retry_after, conf.retry_backoff_max)
+    ceiling = min(conf.retry_backoff * 2.0 ** (attempt - 1), conf.retry_backoff_max)
+    # "Equal jitter": never sooner than half the step, spread so workers do not stampede.
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _batch_size(concurrency: int) -> int:
+    return max(4 * concurrency, 32)
+
+
+def claim(
+    size: int,
+    *,
+    pks: Sequence[int] | None = None,
+    due_at: datetime | None = None,
+    conf: ConversionSettings | None = None,
+) -> tuple[str, list[Conversion]]:
+    """Take up to ``size`` due conversions for this worker; returns (claim token, rows).
+
+    Portable compare-and-set: the UPDATE repeats the ``due`` condition, so of two workers
+    racing for a row only one changes it. Where the database can skip locked rows we also
+    do, so parallel workers pick different rows instead of contending for the same ones.
+    ``due_at`` (default now) takes only rows due by then.
+    """
+    conf = conf or get_settings()
+    now = timezone.now()
+    due_at = due_at or now
+    token = uuid.uuid4().hex
+    candidates = Conversion.objects.due(due_at)
+    if pks is not None:
+        candidates = candidates.filter(pk__in=pks)
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True)
+        ids = list(candidates.order_by("next_attempt_at").values_list("pk", flat=True)[:size])
+        if not ids:
+            return token, []
+        Conversion.objects.due(due_at).filter(pk__in=ids).update(
+            status=Status.SENDING,
+            claim_token=token,
+            next_attempt_at=now + timedelta(seconds=conf.lease_seconds),
+        )
+    rows = list(
+        Conversion.objects.filter(pk__in=ids, claim_token=token)
+        .select_related("message")
+        .order_by("next_attempt_at", "pk")
+    )
+    return token, rows
+
+
+def release(token: str, pks: Iterable[int]) -> int:
+    """Give claimed but unsent conversions back, due now and with nothing burned."""
+    return Conversion.objects.filter(
+        pk__in=list(pks), claim_token=token, status=Status.SENDING
+    ).update(status=Status.PENDING, claim_token="", next_attempt_at=timezone.now())
+
+
+def _report_of(conversion: Conversion) -> Report:
+    return Report(
+        channel=conversion.message.channel,
+        message_id=conversion.message.message_id,
+        delivered=conversion.delivered,
+        timestamp=conversion.timestamp,
+    )
+
+
+def _apply_answer(
+    conversion: Conversion, token: str, answer: Answer, conf: ConversionSettings
+) -> str:
+    """Write one attempt and the row's new state; returns the row's resulting status."""
+    now = timezone.now()
+    attempt_count = conversion.attempt_count + 1
+    changes: dict[str, Any] = {
+        "claim_token": "",
+        "last_status_code": answer.status_code,
+        "last_error": answer.error,
+    }
+    if answer.outcome == Outcome.REPORTED:
+        status = Status.REPORTED
+        changes.update(attempt_count=attempt_count, reported_at=now, next_attempt_at=None)
+    elif answer.outcome == Outcome.ACCOUNT_ERROR:
+        # Not the conversion's fault: no attempt is spent and it is due again once fixed.
+        status = Status.PENDING
+        changes.update(next_attempt_at=now)
+    elif answer.outcome == Outcome.TRANSIENT and attempt_count < conf.max_attempts:
+        status = Status.PENDING
+        delay = retry_delay(attempt_count, answer.retry_after, conf)
+        changes.update(attempt_count=attempt_count, next_attempt_at=now + timedelta(seconds=delay))
+    else:
+        status = Status.FAILED
+        changes.update(attempt_count=attempt_count, next_attempt_at=None)
+        if answer.outcome == Outcome.TRANSIENT:
+            changes["last_error"] = f"{answer.error} (gave up after {attempt_count} attempts)"
+    changes["status"] = status
+
+    with transaction.atomic():
+        ConversionAttempt.objects.create(
+            conversion_id=conversion.pk,
+            started_at=answer.started_at,
+            duration=timedelta(seconds=answer.duration),
+            http_status=answer.status_code,
+            outcome=answer.outcome,
+            error=answer.error,
+        )
+        owned = Conversion.objects.filter(pk=conversion.pk, claim_token=token).update(**changes)
+    if not owned:
+        # Our lease ran out and another worker took the row over; it decides the state now.
+        logger.warning(
+            "Conversion %s: lease lost before the outcome was written (%s).",
+            conversion.pk,
+            answer.outcome,
+        )
+        return Status.SENDING
+    for name, value in changes.items():
+        setattr(conversion, name, value)
+
+    message_id = conversion.message.message_id
+    if status == Status.REPORTED:
+        logger.info("Reported conversion for %s.", message_id)
+        _send_robust(signals.conversion_reported, conversion)
+    elif status == Status.FAILED:
+        logger.warning("Conversion for %s failed: %s", message_id, conversion.last_error)
+        _send_robust(
+            signals.conversion_failed,
+            conversion,
+            status_code=answer.status_code,
+            error=conversion.last_error,
+        )
+    elif answer.outcome == Outcome.TRANSIENT:
+        logger.info("Conversion for %s will be retried: %s", message_id, answer.error)
+    return status
+
+
+def _send_robust(signal: Any, conversion: Conversion, **extra: Any) -> None:
+    # A broken receiver must not stop the run or leave rows half-written.
+    for receiver, response in signal.send_robust(sender=Conversion, conversion=conversion, **extra):
+        if isinstance(response, Exception):
+            logger.error("Receiver %r of %s raised.", receiver, signal, exc_info=response)
+
+
+_pool_lock = threading.Lock()
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _executor(size: int) -> ThreadPoolExecutor:
+    """A long-lived pool per size, so worker threads (and their keep-alive connections)
+    survive from one run to the next: ``--loop`` and on_commit reuse them."""
+    with _pool_lock:
+        pool = _pools.get(size)
+        if pool is None:
+            pool = _pools[size] = ThreadPoolExecutor(size, thread_name_prefix="nexmo-conversion")
+        return pool
+
+
+def _send_batch(
+    rows: list[Conversion], token: str, concurrency: int, conf: ConversionSettings
+) -> ReportResult:
+    backend = get_backend()
+    result = ReportResult()
+    unsent = {row.pk for row in rows}
+
+    def record(row: Conversion, answer: Answer) -> bool:
+        """Apply one answer; False when the run must halt."""
+        unsent.discard(row.pk)
+        status = _apply_answer(row, token, answer, conf)
+        if answer.outcome == Outcome.ACCOUNT_ERROR:
+            if not result.halted:
+                logger.error("Reporting halted: %s", answer.error)
+            result.halted, result.status_code, result.error = True, answer.status_code, answer.error
+            return False
+        if status == Status.REPORTED:
+            result.reported += 1
+        elif status == Status.FAILED:
+            result.failed += 1
+        elif status == Status.PENDING:
+            result.retrying += 1
+        return True
+
+    def send(row: Conversion) -> Answer:
+        return backend.send(_report_of(row), conf.account_for(row.message.api_key))
+
+    if concurrency <= 1 or len(rows) == 1:
+        for row in rows:
+            if not record(row, send(row)):
+                break
+    else:
+        futures: dict[Future[Answer], Conversion] = {
+            _executor(concurrency).submit(send, row): row for row in rows
+        }
+        running = set(futures)
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                if future.cancelled():
+                    continue
+                if not record(futures[future], future.result()) or result.halted:
+                    for other in running:
+                        other.cancel()
+    if unsent:
+        release(token, unsent)
+    return result
+
+
+def _pending_batches(
+    *,
+    limit: int | None,
+    concurrency: int,
+    pks: Sequence[int] | None,
+    conf: ConversionSettings,
+    should_stop: Callable[[], bool],
+) -> Iterator[tuple[str, list[Conversion]]]:
+    # Only rows due when the run started: a row this run reschedules waits for the next run,
+    # so one run tries each conversion at most once.
+    started = timezone.now()
+    remaining = limit
+    while remaining is None or remaining > 0:
+        if should_stop():
+            return
+        size = _batch_size(concurrency)
+        if remaining is not None:
+            size = min(size, remaining)
+        token, rows = claim(size, pks=pks, due_at=started, conf=conf)
+        if not rows:
+            return
+        if remaining is not None:
+            remaining -= len(rows)
+        yield token, rows
+
+
+def report_pending(
+    *,
+    limit: int | None = None,
+    concurrency: int | None = None,
+    pks: Sequence[int] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> ReportResult:
+    """Report every conversion due now (at most ``limit``), ``concurrency`` at a time.
+
+    Stops at the first account error (401/402) and leaves everything not yet sent pending.
+    ``pks`` narrows the run to those conversions (the dispatchers use it).
+    """
+    conf = get_settings()
+    conf.raise_for_problems()
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ConversionInputError(f"limit must be a whole number >= 0, got {limit!r}.")
+    if concurrency is None:
+        concurrency = conf.concurrency
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConversionInputError(f"concurrency must be a whole number >= 1, got {concurrency!r}.")
+    result = ReportResult()
+    for token, rows in _pending_batches(
+        limit=limit,
+        concurrency=concurrency,
+        pks=pks,
+        conf=conf,
+        should_stop=should_stop or (lambda: False),
+    ):
+        result.merge(_send_batch(rows, token, concurrency, conf))
+        if result.halted:
+            break
+    return result
+
+
+def report_conversions(pks: Sequence[int]) -> ReportResult:
+    """Report these conversions now if they are due (what the dispatchers call)."""
+    return report_pending(pks=list(pks), concurrency=min(len(pks), get_settings().concurrency) or 1)

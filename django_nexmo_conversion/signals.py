@@ -1,0 +1,13 @@
+"""Signals sent by the app. Every one has ``sender=Conversion`` and ``conversion=<instance>``.
+
+- ``conversion_marked``: a new conversion was stored (sent inside the caller's transaction).
+- ``conversion_reported``: Nexmo answered 200.
+- ``conversion_failed``: the conversion will not be retried (a 4xx parameter error, or
+  ``MAX_ATTEMPTS`` used up); also carries ``status_code`` and ``error``.
+"""
+
+from django.dispatch import Signal
+
+conversion_marked = Signal()
+conversion_reported = Signal()
+conversion_failed = Signal()

@@ -1,0 +1,57 @@
+"""The Nexmo request signature, shared by outbound reports, the sandbox and inbound webhooks.
+
+The algorithm is the one Vonage's SDKs implement: take every parameter except ``sig``, sorted
+by name, append ``&name=value`` for each (``&`` and ``=`` inside values become ``_``), then
+either append the secret and take md5 (the legacy ``md5hash`` method) or key an HMAC with the
+secret. The digest is lower-case hex.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+#: Method name -> hashlib constructor for the HMAC methods; ``md5hash`` is the odd one out.
+HMAC_METHODS = {
+    "md5": hashlib.md5,
+    "sha1": hashlib.sha1,
+    "sha256": hashlib.sha256,
+    "sha512": hashlib.sha512,
+}
+LEGACY_METHOD = "md5hash"
+SIGNATURE_METHODS = (LEGACY_METHOD, *HMAC_METHODS)
+
+
+def signing_payload(params: Mapping[str, object]) -> bytes:
+    """Return the bytes that are hashed: the sorted ``&name=value`` string, ``sig`` left out."""
+    parts = []
+    for name in sorted(params):
+        if name == "sig":
+            continue
+        value = str(params[name]).replace("&", "_").replace("=", "_")
+        parts.append(f"&{name}={value}")
+    return "".join(parts).encode("utf-8")
+
+
+def sign(params: Mapping[str, object], *, secret: str, method: str = LEGACY_METHOD) -> str:
+    """Return the ``sig`` value for ``params`` with ``secret`` under ``method``."""
+    payload = signing_payload(params)
+    if method == LEGACY_METHOD:
+        # Legacy md5hash is a plain digest of payload + secret, not an HMAC.
+        return hashlib.md5(payload + secret.encode("utf-8"), usedforsecurity=False).hexdigest()
+    try:
+        digestmod = HMAC_METHODS[method]
+    except KeyError:
+        raise ValueError(
+            f"Unknown signature method {method!r}; expected one of {', '.join(SIGNATURE_METHODS)}."
+        ) from None
+    return hmac.new(secret.encode("utf-8"), payload, digestmod).hexdigest()
+
+
+def verify(params: Mapping[str, object], *, secret: str, method: str = LEGACY_METHOD) -> bool:
+    """True when ``params['sig']`` is the right signature; compared in constant time."""
+    given = str(params.get("sig", "")).lower()
+    if not given:
+        return False
+    return hmac.compare_digest(given, sign(params, secret=secret, method=method))

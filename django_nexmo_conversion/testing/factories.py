@@ -1,0 +1,49 @@
+"""factory-boy factories for the app's models, for your own tests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.utils import timezone
+from factory.declarations import LazyFunction, Sequence, SubFactory
+from factory.django import DjangoModelFactory
+
+from ..models import Conversion, ConversionAttempt, Outcome, SentMessage, Status
+
+
+def _message_id() -> str:
+    return uuid.uuid4().hex[:16].upper()
+
+
+class SentMessageFactory(DjangoModelFactory[SentMessage]):
+    class Meta:
+        model = SentMessage
+        django_get_or_create = ("channel", "message_id")
+
+    message_id = LazyFunction(_message_id)
+    channel = "sms"
+    recipient = Sequence(lambda n: f"4477009{n:05d}")
+    sent_at = LazyFunction(timezone.now)
+
+
+class ConversionFactory(DjangoModelFactory[Conversion]):
+    class Meta:
+        model = Conversion
+
+    message = SubFactory(SentMessageFactory)
+    delivered = True
+    timestamp = LazyFunction(timezone.now)
+    status = Status.PENDING
+    next_attempt_at = LazyFunction(timezone.now)
+
+
+class ConversionAttemptFactory(DjangoModelFactory[ConversionAttempt]):
+    class Meta:
+        model = ConversionAttempt
+
+    conversion = SubFactory(ConversionFactory)
+    started_at = LazyFunction(timezone.now)
+    duration = LazyFunction(lambda: timedelta(milliseconds=20))
+    http_status = 200
+    outcome = Outcome.REPORTED

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["django_nexmo_conversion.testing.pytest_plugin"]
+
+
+@pytest.fixture(autouse=True)
+def _clean_backend():
+    """Each test starts with a fresh backend and an empty outbox."""
+    from django_nexmo_conversion.backends import reset_backend
+    from django_nexmo_conversion.backends.locmem import outbox
+
+    reset_backend()
+    outbox.clear()
+    yield
+    reset_backend()

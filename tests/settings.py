@@ -1,0 +1,96 @@
+"""Settings for the test suite. ``NEXMO_TEST_DB`` picks the database: sqlite (default),
+postgres or mariadb, each the local service on loopback."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "Europe/Paris"  # not UTC, so that UTC conversion on the wire is really tested
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_nexmo_conversion",
+    "tests.testapp",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+ROOT_URLCONF = "tests.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+STATIC_URL = "/static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+DB = os.environ.get("NEXMO_TEST_DB", "sqlite")
+DATABASES: dict[str, dict[str, Any]]
+if DB == "sqlite":
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+elif DB == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": os.environ.get("NEXMO_TEST_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("NEXMO_TEST_PG_PORT", "5432"),
+            "USER": os.environ.get("NEXMO_TEST_PG_USER", "postgres"),
+            "NAME": "test",
+        }
+    }
+elif DB == "mariadb":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.mysql",
+            "HOST": os.environ.get("NEXMO_TEST_MYSQL_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("NEXMO_TEST_MYSQL_PORT", "3306"),
+            "USER": os.environ.get("NEXMO_TEST_MYSQL_USER", "root"),
+            "PASSWORD": "",
+            "NAME": "test",
+            "OPTIONS": {"charset": "utf8mb4"},
+        }
+    }
+else:
+    raise RuntimeError(f"NEXMO_TEST_DB must be sqlite, postgres or mariadb, got {DB!r}")
+
+NEXMO_CONVERSION = {
+    "API_KEY": "sandbox-key",
+    "API_SECRET": "sandbox-secret",
+    "BASE_URL": "http://127.0.0.1:9",  # tests point this at a running sandbox
+    "BACKEND": "django_nexmo_conversion.backends.locmem.LocmemBackend",
+    "DISPATCH": "manual",
+    "TIMEOUT": 2,
+    "RETRY_BACKOFF": 1,
+    "RETRY_BACKOFF_MAX": 10,
+}
+
+LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {"django_nexmo_conversion": {"level": "DEBUG"}},
+}
