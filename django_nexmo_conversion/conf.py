@@ -27,6 +27,7 @@ from .signing import SIGNATURE_METHODS
 SETTING_NAME = "NEXMO_CONVERSION"
 
 DISPATCH_MODES = ("on_commit", "celery", "django_tasks", "manual")
+RECIPIENT_STORAGE_MODES = ("full", "masked", "none")
 
 DEFAULTS: dict[str, Any] = {
     "API_KEY": None,
@@ -44,6 +45,18 @@ DEFAULTS: dict[str, Any] = {
     "BACKEND": "django_nexmo_conversion.backends.http.HttpBackend",
     "NON_CONVERSION_AFTER": None,
     "ACCOUNTS": {},
+    # Recipients' phone numbers are personal data: "full", "masked" (last digits) or "none".
+    "RECIPIENT_STORAGE": "full",
+    # Tracked links: extra hosts a link may redirect to (besides ALLOWED_HOSTS), default max age.
+    "LINK_ALLOWED_HOSTS": [],
+    "LINK_MAX_AGE": 30 * 24 * 3600,
+    # Inbound webhooks: how long after a send a reply counts, an optional dotted path to a
+    # callable deciding per reply, how old a signed webhook may be, and whether a failed
+    # delivery receipt reports the message delivered=false at once.
+    "REPLY_WINDOW": 24 * 3600,
+    "REPLY_FILTER": None,
+    "WEBHOOK_MAX_AGE": 300,
+    "REPORT_FAILED_RECEIPTS": False,
     # How long a claimed conversion stays with its worker before another may take it over.
     # Not in the public table: it must exceed TIMEOUT, and the default does by a wide margin.
     "LEASE_SECONDS": 300,
@@ -111,6 +124,13 @@ class ConversionSettings:
     lease_seconds: float
     accounts: Mapping[str, Account]
     default_account: Account | None
+    recipient_storage: str
+    link_allowed_hosts: tuple[str, ...]
+    link_max_age: float | None
+    reply_window: float
+    reply_filter: str | None
+    webhook_max_age: float
+    report_failed_receipts: bool
     problems: tuple[Problem, ...]
 
     def account_for(self, api_key: str | None) -> Account:
@@ -321,6 +341,35 @@ def build_settings(user: object) -> ConversionSettings:
     if isinstance(raw["CONCURRENCY"], float):
         problems.append(Problem("E005", f"{setting('CONCURRENCY')} must be a whole number."))
 
+    storage = raw["RECIPIENT_STORAGE"]
+    if storage not in RECIPIENT_STORAGE_MODES:
+        problems.append(
+            Problem(
+                "E008",
+                f"{setting('RECIPIENT_STORAGE')} {storage!r} is not one of "
+                f"{', '.join(RECIPIENT_STORAGE_MODES)}.",
+            )
+        )
+    link_hosts = raw["LINK_ALLOWED_HOSTS"]
+    if isinstance(link_hosts, str) or not all(isinstance(h, str) for h in link_hosts or ()):
+        problems.append(
+            Problem("E009", f"{setting('LINK_ALLOWED_HOSTS')} must be a list of host names.")
+        )
+        link_hosts = ()
+    link_max_age = _number(raw, "LINK_MAX_AGE", problems, minimum=1, allow_none=True)
+    reply_window = _number(raw, "REPLY_WINDOW", problems, minimum=1, allow_none=False)
+    webhook_max_age = _number(raw, "WEBHOOK_MAX_AGE", problems, minimum=1, allow_none=False)
+    reply_filter = raw["REPLY_FILTER"]
+    if reply_filter is not None:
+        try:
+            import_string(str(reply_filter))
+        except ImportError as exc:
+            problems.append(
+                Problem(
+                    "E007", f"{setting('REPLY_FILTER')} {reply_filter!r} cannot be imported: {exc}."
+                )
+            )
+
     return ConversionSettings(
         api_key=default_account.api_key if default_account else None,
         base_url=base_url,
@@ -336,6 +385,13 @@ def build_settings(user: object) -> ConversionSettings:
         lease_seconds=lease,
         accounts=accounts,
         default_account=default_account,
+        recipient_storage=str(storage),
+        link_allowed_hosts=tuple(link_hosts or ()),
+        link_max_age=link_max_age,
+        reply_window=reply_window or 24 * 3600.0,
+        reply_filter=str(reply_filter) if reply_filter else None,
+        webhook_max_age=webhook_max_age or 300.0,
+        report_failed_receipts=bool(raw["REPORT_FAILED_RECEIPTS"]),
         problems=tuple(problems),
     )
 

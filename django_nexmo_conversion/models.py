@@ -28,7 +28,10 @@ class SentMessage(models.Model):
     channel = models.CharField(
         _("channel"), max_length=8, choices=Channel.choices, default=Channel.SMS
     )
+    #: Stored as RECIPIENT_STORAGE says: the full number, masked to its last digits, or "".
     recipient = models.CharField(_("recipient"), max_length=32, blank=True, default="")
+    #: Keyed hash of the full number, so a reply can be matched without storing the number.
+    recipient_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
     api_key = models.CharField(_("API key"), max_length=64, blank=True, default="")
     sent_at = models.DateTimeField(_("sent at"), default=timezone.now)
     target_content_type = models.ForeignKey(
@@ -36,6 +39,21 @@ class SentMessage(models.Model):
     )
     target_object_id = models.CharField(max_length=64, blank=True, default="")
     target = GenericForeignKey("target_content_type", "target_object_id")
+    #: For parts 2..n of a long (multipart) SMS: the first part, which stands for the send.
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="parts",
+        verbose_name=_("first part"),
+    )
+    #: From the latest delivery receipt: delivered, failed, expired, rejected, ...
+    delivery_status = models.CharField(_("delivery status"), max_length=16, blank=True, default="")
+    delivery_error_code = models.CharField(
+        _("delivery error code"), max_length=8, blank=True, default=""
+    )
+    delivery_updated_at = models.DateTimeField(_("receipt received at"), null=True, blank=True)
 
     if TYPE_CHECKING:
         conversion: Conversion
@@ -52,6 +70,8 @@ class SentMessage(models.Model):
             # Lookups by id alone (admin search, webhooks) without knowing the channel.
             models.Index(fields=["message_id"], name="nexmo_conv_message_id_idx"),
             models.Index(fields=["sent_at"], name="nexmo_conv_sent_at_idx"),
+            # Matching a reply to the latest message sent to that number.
+            models.Index(fields=["recipient_hash", "sent_at"], name="nexmo_conv_recipient_idx"),
         ]
 
     def __str__(self) -> str:

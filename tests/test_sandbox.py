@@ -387,12 +387,14 @@ def test_hang_rate_times_out() -> None:
 
 def test_seeded_faults_are_reproducible() -> None:
     def outcomes(seed: int) -> list[int | str]:
-        with Sandbox(error_rate=0.3, throttle_rate=0.3, seed=seed) as sandbox:
-            with requests.Session() as session:
-                return [
-                    session.post(sandbox.url(), data=conversion(), timeout=TIMEOUT).status_code
-                    for _ in range(20)
-                ]
+        with (
+            Sandbox(error_rate=0.3, throttle_rate=0.3, seed=seed) as sandbox,
+            requests.Session() as session,
+        ):
+            return [
+                session.post(sandbox.url(), data=conversion(), timeout=TIMEOUT).status_code
+                for _ in range(20)
+            ]
 
     first = outcomes(42)
     assert first == outcomes(42)
@@ -477,25 +479,10 @@ def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         pytest.skip("openssl is not installed")
     directory = tmp_path_factory.mktemp("tls")
     cert, key = directory / "cert.pem", directory / "key.pem"
+    command = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1"
+    command += " -addext subjectAltName=IP:127.0.0.1"
     subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],  # fmt: skip
+        [*command.split(), "-keyout", str(key), "-out", str(cert)],
         check=True,
         capture_output=True,
     )
@@ -537,24 +524,12 @@ def test_reprs_hide_secrets(sandbox: Sandbox) -> None:
     assert "message_id='m'" in text
 
 
-def test_cli_serves_and_never_prints_secrets(tmp_path: Path) -> None:
+def test_cli_serves_and_never_prints_secrets() -> None:
     secrets = ("cli-api-secret-9f", "cli-signature-secret-7c")
+    options = ["--port", "0", "--api-key", "cli-key", "--api-secret", secrets[0]]
+    options += ["--signature-secret", secrets[1], "--signature-method", "sha256"]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "django_nexmo_conversion.sandbox",
-            "--port",
-            "0",
-            "--api-key",
-            "cli-key",
-            "--api-secret",
-            secrets[0],
-            "--signature-secret",
-            secrets[1],
-            "--signature-method",
-            "sha256",
-        ],  # fmt: skip
+        [sys.executable, "-m", "django_nexmo_conversion.sandbox", *options],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

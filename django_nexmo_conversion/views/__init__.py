@@ -1,0 +1,1 @@
+"""Public endpoints, one module each: tracked links (``links``) and Vonage webhooks (``webhooks``)."""
