@@ -471,7 +471,7 @@ class Sandbox:
         host = str(host)
         if ":" in host:
             host = f"[{host}]"
-        scheme = "https" if self.certfile else "http"
+        scheme = "https" if isinstance(self._server.socket, ssl.SSLSocket) else "http"
         return f"{scheme}://{host}:{port}"
 
     def url(self, channel: str = "sms") -> str:
@@ -729,7 +729,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes | None:
         """Read the whole body (keep-alive needs it consumed); ``None`` if already answered."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self._respond_and_close(_json_error(411, "length-required", "Length Required", ""))
+            detail = "Send a Content-Length; chunked bodies are not supported."
+            self._respond_and_close(_json_error(411, "length-required", "Length Required", detail))
             return None
         raw_length = self.headers.get("Content-Length", "0")
         try:
