@@ -9,7 +9,11 @@
 | E004 | unknown ``DISPATCH``                                            |
 | E005 | a number out of range                                           |
 | E006 | ``ACCOUNTS`` is not a dict of dicts                             |
-| E007 | ``BACKEND`` cannot be imported                                  |
+| E007 | ``BACKEND`` (or ``REPLY_FILTER``) cannot be imported            |
+| E008 | unknown ``RECIPIENT_STORAGE``                                   |
+| E009 | ``LINK_ALLOWED_HOSTS`` is not a list of host names              |
+| E010 | ``CELERY_TASK_OPTIONS`` / ``DJANGO_TASKS_USING`` is not a dict  |
+| E011 | ``RATE_LIMIT_CACHE`` is not in ``CACHES``                       |
 | W002 | unknown keys in ``NEXMO_CONVERSION``                            |
 """
 

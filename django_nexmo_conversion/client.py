@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote_plus
 
 import requests
 
@@ -145,6 +146,16 @@ def classify(status_code: int, body: str, headers: Any) -> Answer:
     return Answer(Outcome.REJECTED, status_code, error)
 
 
+def _redact(text: str, account: Account) -> str:
+    """``text`` without the account's secrets: a proxy or gateway error page may echo the
+    request body back, and the error text is stored, logged and shown in the admin."""
+    for secret in (account.api_secret, account.signature_secret):
+        if secret:
+            # As sent (form-encoded) and as decoded.
+            text = text.replace(quote_plus(secret), "***").replace(secret, "***")
+    return text
+
+
 class Client:
     """Posts reports. One ``requests.Session`` per thread keeps connections alive."""
 
@@ -175,7 +186,7 @@ class Client:
                 timeout=self.timeout,
                 allow_redirects=False,
             )
-            body = response.text[:2000]
+            body = _redact(response.text[:2000], account)
             answer = classify(response.status_code, body, response.headers)
         except requests.Timeout:
             answer = Answer(Outcome.TRANSIENT, None, f"timed out after {self.timeout:g} s")

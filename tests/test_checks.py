@@ -1,0 +1,185 @@
+"""System checks: each misconfiguration gives its stable id, through Django's own runner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core import checks
+
+from django_nexmo_conversion import conf
+from django_nexmo_conversion.checks import check_settings
+
+PREFIX = "django_nexmo_conversion."
+GOOD = {
+    "API_KEY": "k",
+    "API_SECRET": "s",
+    "BACKEND": "django_nexmo_conversion.backends.dummy.DummyBackend",
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_credentials_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for names in conf.ENV_FALLBACKS.values():
+        for name in names:
+            monkeypatch.delenv(name, raising=False)
+
+
+def our_messages() -> list[checks.CheckMessage]:
+    return [m for m in checks.run_checks() if str(m.id).startswith(PREFIX)]
+
+
+def our_ids() -> list[str]:
+    return [str(m.id) for m in our_messages()]
+
+
+def configure(settings: Any, value: object) -> None:
+    settings.NEXMO_CONVERSION = value
+
+
+def test_test_settings_have_no_problems() -> None:
+    assert our_messages() == []
+    assert check_settings() == []
+
+
+def test_check_is_registered_with_django() -> None:
+    assert check_settings in checks.registry.registry.get_checks()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected_id"),
+    [
+        ({"SIGNATURE_METHOD": "sha3_256"}, "E003"),
+        ({"ACCOUNTS": {"two": {"API_SECRET": "s", "SIGNATURE_METHOD": "md4"}}}, "E003"),
+        ({"DISPATCH": "sync"}, "E004"),
+        ({"TIMEOUT": 0}, "E005"),
+        ({"TIMEOUT": "10"}, "E005"),
+        ({"TIMEOUT": True}, "E005"),
+        ({"MAX_ATTEMPTS": 0}, "E005"),
+        ({"MAX_ATTEMPTS": 2.5}, "E005"),
+        ({"CONCURRENCY": 0}, "E005"),
+        ({"RATE_LIMIT": -1}, "E005"),
+        ({"RETRY_BACKOFF": 100, "RETRY_BACKOFF_MAX": 10}, "E005"),
+        ({"TIMEOUT": 30, "LEASE_SECONDS": 20}, "E005"),
+        ({"NON_CONVERSION_AFTER": 0}, "E005"),
+        ({"ACCOUNTS": ["k"]}, "E006"),
+        ({"ACCOUNTS": {"k": "just-a-secret"}}, "E006"),
+        ({"BACKEND": "no.such.module.Backend"}, "E007"),
+        ({"BACKEND": "django_nexmo_conversion.backends.http.NoSuchBackend"}, "E007"),
+        ({"REPLY_FILTER": "no.such.filter"}, "E007"),
+        ({"RECIPIENT_STORAGE": "partial"}, "E008"),
+        ({"LINK_ALLOWED_HOSTS": "example.com"}, "E009"),
+        ({"LINK_ALLOWED_HOSTS": ["ok.test", 3]}, "E009"),
+        ({"LINK_ALLOWED_HOSTS": 5}, "E009"),
+        ({"LINK_ALLOWED_HOSTS": True}, "E009"),
+        ({"CELERY_TASK_OPTIONS": "nexmo"}, "E010"),
+        ({"DJANGO_TASKS_USING": ["default"]}, "E010"),
+        ({"RATE_LIMIT": 5, "RATE_LIMIT_CACHE": "no-such-cache"}, "E011"),
+        ({"API_SECRET": None, "SIGNATURE_SECRET": None}, "E001"),
+        ({"ACCOUNTS": {"two": {}}}, "E001"),
+    ],
+)
+def test_each_misconfiguration_has_its_id(
+    settings: Any, overrides: dict[str, Any], expected_id: str
+) -> None:
+    configure(settings, {**GOOD, **overrides})
+    assert our_ids() == [PREFIX + expected_id]
+    (message,) = our_messages()
+    assert message.level == checks.ERROR
+    assert "NEXMO_CONVERSION" in message.msg
+
+
+def test_e000_not_a_dict(settings: Any) -> None:
+    configure(settings, "API_KEY=k")
+    assert PREFIX + "E000" in our_ids()
+
+
+def test_e001_no_credentials_at_all(settings: Any) -> None:
+    configure(settings, {"BACKEND": GOOD["BACKEND"]})
+    messages = our_messages()
+    assert [m.id for m in messages] == [PREFIX + "E001"]
+    assert "NEXMO_CONVERSION['API_KEY']" in messages[0].msg
+    assert messages[0].hint
+
+
+def test_e001_gone_with_env_credentials(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    configure(settings, {"BACKEND": GOOD["BACKEND"]})
+    monkeypatch.setenv("NEXMO_API_KEY", "k")
+    monkeypatch.setenv("NEXMO_API_SECRET", "s")
+    assert our_ids() == []
+
+
+def test_non_string_unknown_key_is_a_warning_not_a_crash(settings: Any) -> None:
+    configure(settings, {**GOOD, 1: "x"})
+    assert our_ids() == [PREFIX + "W002"]
+
+
+def test_w002_unknown_key_is_a_warning(settings: Any) -> None:
+    configure(settings, {**GOOD, "API_SECRT": "oops", "TIMOUT": 3})
+    (message,) = our_messages()
+    assert message.id == PREFIX + "W002"
+    assert message.level == checks.WARNING
+    assert "API_SECRT" in message.msg
+    assert "TIMOUT" in message.msg
+    assert "oops" not in message.msg
+
+
+def test_e007_message_names_backend(settings: Any) -> None:
+    configure(settings, {**GOOD, "BACKEND": "no.such.module.Backend"})
+    (message,) = our_messages()
+    assert "NEXMO_CONVERSION['BACKEND']" in message.msg
+    assert "no.such.module.Backend" in message.msg
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.nexmo.com",
+        "https://example.com:8443/prefix",
+        "http://127.0.0.1:8000",
+        "http://127.5.6.7",
+        "http://[::1]:8000",
+        "http://localhost:9000",
+        "http://LOCALHOST",
+    ],
+)
+def test_base_url_allowed(settings: Any, url: str) -> None:
+    configure(settings, {**GOOD, "BASE_URL": url})
+    assert our_ids() == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.nexmo.com",
+        "http://10.0.0.1",
+        "http://127.0.0.1.evil.test",
+        "http://localhost.evil.test",
+        "http://[::2]:8000",
+        "ftp://api.nexmo.com",
+        "api.nexmo.com",
+        "",
+    ],
+)
+def test_base_url_rejected(settings: Any, url: str) -> None:
+    configure(settings, {**GOOD, "BASE_URL": url})
+    assert our_ids() == [PREFIX + "E002"]
+    assert "NEXMO_CONVERSION['BASE_URL']" in our_messages()[0].msg
+
+
+def test_several_problems_are_all_reported(settings: Any) -> None:
+    configure(settings, {**GOOD, "DISPATCH": "x", "BASE_URL": "http://a.test", "XX": 1})
+    assert sorted(our_ids()) == [PREFIX + "E002", PREFIX + "E004", PREFIX + "W002"]
+
+
+def test_checks_see_changes_without_the_cache() -> None:
+    from django.conf import settings as django_settings
+
+    cached = conf.get_settings()  # warm the cache with good settings
+    with pytest.MonkeyPatch.context() as mp:
+        # Changed behind Django's back (no setting_changed): the cache is now stale, and
+        # the checks must not trust it.
+        bad = {**django_settings.NEXMO_CONVERSION, "DISPATCH": "x"}
+        mp.setattr(django_settings, "NEXMO_CONVERSION", bad)
+        assert conf.get_settings() is cached
+        assert [m.id for m in check_settings()] == [PREFIX + "E004"]
