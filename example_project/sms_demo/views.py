@@ -1,0 +1,85 @@
+"""Thin views: validate the form, call the demo's services, redirect."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from django_nexmo_conversion.exceptions import ConversionInputError
+from django_nexmo_conversion.models import SentMessage
+
+from . import sandbox_link, selectors, services
+from .forms import SendForm
+
+
+def _render_home(request: HttpRequest, form: SendForm, status: int = 200) -> HttpResponse:
+    rows = selectors.recent_messages()
+    context = {
+        "form": form,
+        "rows": rows,
+        "live": any(row.in_flight for row in rows),
+        "sandbox": sandbox_link.attached(),
+        "received": sandbox_link.received(),
+        "base_url": settings.NEXMO_CONVERSION["BASE_URL"],
+        "dispatch": settings.NEXMO_CONVERSION["DISPATCH"],
+    }
+    return render(request, "sms_demo/home.html", context, status=status)
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return _render_home(request, SendForm())
+
+
+@require_POST
+def send(request: HttpRequest) -> HttpResponse:
+    form = SendForm(request.POST)
+    if form.is_valid():
+        try:
+            message, code = services.send_code(
+                to=form.cleaned_data["to"], sandbox_answer=form.cleaned_data["sandbox_answer"]
+            )
+        except ConversionInputError as exc:
+            form.add_error("to", str(exc))
+        else:
+            messages.success(
+                request,
+                _("Sent (pretend) “Your verification code is %(code)s” to %(to)s: message %(id)s.")
+                % {"code": code, "to": message.recipient, "id": message.message_id},
+            )
+            return redirect("sms_demo:home")
+    return _render_home(request, form, status=400)
+
+
+@require_POST
+def converted(request: HttpRequest, pk: int) -> HttpResponse:
+    message = get_object_or_404(SentMessage, pk=pk)
+    services.convert(message=message, delivered=True)
+    messages.success(request, _("Message %(id)s marked converted.") % {"id": message.message_id})
+    return redirect("sms_demo:home")
+
+
+@require_POST
+def not_delivered(request: HttpRequest, pk: int) -> HttpResponse:
+    message = get_object_or_404(SentMessage, pk=pk)
+    services.convert(message=message, delivered=False)
+    messages.success(
+        request, _("Message %(id)s marked not delivered.") % {"id": message.message_id}
+    )
+    return redirect("sms_demo:home")
+
+
+@require_POST
+def retry(request: HttpRequest, pk: int) -> HttpResponse:
+    message = get_object_or_404(SentMessage, pk=pk)
+    services.retry(message=message)
+    messages.info(
+        request,
+        _("Conversion of %(id)s is due again; the report loop sends it within a second or two.")
+        % {"id": message.message_id},
+    )
+    return redirect("sms_demo:home")
