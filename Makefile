@@ -1,6 +1,8 @@
 # The two commands a newcomer needs: `make demo` and `make test`. Both create .venv first.
 PYTHON ?= python3
 VENV ?= .venv
+# .ci/run adds "mariadb" (mysqlclient needs libmariadb-dev from apt first).
+EXTRAS ?= dev
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -9,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -7,12 +7,25 @@ Extra arguments go to pytest, e.g. ``python tests/run.py -k signing``.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
 import sys
 
-SERVERS = {"postgres": ("127.0.0.1", 5432)}
+SERVERS = {"postgres": ("127.0.0.1", 5432), "mariadb": ("127.0.0.1", 3306)}
+#: The driver each server needs, and how to get it.
+DRIVERS = {
+    "postgres": ("psycopg", "pip install 'psycopg[binary]'"),
+    "mariadb": ("MySQLdb", "apt-get install libmariadb-dev pkg-config && pip install mysqlclient"),
+}
+
+
+def missing_driver(db: str) -> str | None:
+    module, how = DRIVERS[db]
+    if importlib.util.find_spec(module) is None:
+        return f"its driver {module} is not installed ({how})"
+    return None
 
 
 def reachable(host: str, port: int) -> bool:
@@ -36,8 +49,11 @@ def main() -> int:
     if pytest("sqlite", ["--cov", "--cov-report=term:skip-covered", *args]) != 0:
         failed.append("sqlite")
     for db, (host, port) in SERVERS.items():
-        if not reachable(host, port):
-            line = f"{db}: no server at {host}:{port}, so the {db} run did not happen."
+        why = missing_driver(db)
+        if why is None and not reachable(host, port):
+            why = f"no server at {host}:{port}"
+        if why:
+            line = f"{db}: {why}, so the {db} run did not happen."
             if require:
                 print(f"FAILED {line} (NEXMO_REQUIRE_SERVICES=1)", flush=True)
                 failed.append(db)

@@ -3,7 +3,10 @@ postgres or mariadb, each the local service on loopback."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import tempfile
 from typing import Any
 
 SECRET_KEY = "tests-only-not-secret"
@@ -20,6 +23,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_nexmo_conversion",
+    "django_tasks_db",
     "tests.testapp",
 ]
 
@@ -52,7 +56,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DB = os.environ.get("NEXMO_TEST_DB", "sqlite")
 DATABASES: dict[str, dict[str, Any]]
 if DB == "sqlite":
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+    # A file, not :memory:, so that worker subprocesses can open the test database too.
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.path.join(tempfile.gettempdir(), "nexmo-conversion-tests.sqlite3"),
+            "TEST": {
+                "NAME": os.path.join(
+                    tempfile.gettempdir(), f"nexmo-conversion-test-{os.getpid()}.sqlite3"
+                )
+            },
+            "OPTIONS": {"timeout": 20},
+        }
+    }
 elif DB == "postgres":
     DATABASES = {
         "default": {
@@ -78,6 +94,19 @@ elif DB == "mariadb":
 else:
     raise RuntimeError(f"NEXMO_TEST_DB must be sqlite, postgres or mariadb, got {DB!r}")
 
+# Worker subprocesses started by tests connect straight to the test database by name.
+if os.environ.get("NEXMO_TEST_DB_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["NEXMO_TEST_DB_NAME"]
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if os.environ.get("NEXMO_TEST_CACHE") == "redis":
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ.get("NEXMO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+        }
+    }
+
 NEXMO_CONVERSION = {
     "API_KEY": "sandbox-key",
     "API_SECRET": "sandbox-secret",
@@ -88,6 +117,25 @@ NEXMO_CONVERSION = {
     "RETRY_BACKOFF": 1,
     "RETRY_BACKOFF_MAX": 10,
 }
+
+# Queue integrations (tests/test_queues.py).
+CELERY_BROKER_URL = os.environ.get("NEXMO_TEST_BROKER_URL", "redis://127.0.0.1:6379/14")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = False
+if os.environ.get("NEXMO_TEST_BEAT_INTERVAL"):
+    CELERY_BEAT_SCHEDULE = {
+        "report-nexmo-conversions": {
+            "task": "django_nexmo_conversion.report_pending",
+            "schedule": float(os.environ["NEXMO_TEST_BEAT_INTERVAL"]),
+        }
+    }
+_TASKS_PACKAGE = "django.tasks" if importlib.util.find_spec("django.tasks") else "django_tasks"
+TASKS = {"default": {"BACKEND": f"{_TASKS_PACKAGE}.backends.immediate.ImmediateBackend"}}
+if os.environ.get("NEXMO_TEST_TASKS") == "database":
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+# Subprocesses get their overrides (sandbox URL, dispatch, ...) as JSON.
+NEXMO_CONVERSION.update(json.loads(os.environ.get("NEXMO_TEST_CONVERSION_SETTINGS", "{}")))
 
 LOGGING: dict[str, Any] = {
     "version": 1,

@@ -1,0 +1,99 @@
+"""``RATE_LIMIT``: requests per second across every worker and host, kept in Django's cache.
+
+Two rules, checked together under a tiny cache mutex right before each request starts:
+
+- spacing: requests start at least ``1 / rate`` seconds apart, so they do not come in bursts;
+- a sliding log of the last second's starts: never more than the budget in any one second,
+  even when threads that slept through their turn wake up late together.
+
+The budget is 5 % under ``RATE_LIMIT`` (19 of 20): the time from our send to Nexmo's
+arrival varies, and that slack keeps Nexmo's own one-second windows within the limit.
+A 429 moves the shared timeline past its ``Retry-After``, slowing every worker down.
+
+The cache must be shared by the workers (Redis in production; locmem only limits one
+process) and is used from the report threads, so it must not be the database cache.
+The hosts' clocks are assumed to agree (NTP).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.core.cache import caches
+
+STATE_KEY = "django_nexmo_conversion:ratelimit:state"
+LOCK_KEY = "django_nexmo_conversion:ratelimit:lock"
+WINDOW = 1.0
+SAFETY = 0.95
+#: A holder that dies keeps the lock at most this long.
+LOCK_TIMEOUT = 2
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        rate: float,
+        *,
+        cache_alias: str = "default",
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.budget = max(1, math.floor(rate * SAFETY))
+        self.interval = WINDOW / self.budget
+        self.cache = caches[cache_alias]
+        self.clock = clock
+        self.sleep = sleep
+
+    def wait(self) -> None:
+        """Block until this caller may start a request, and count it as started."""
+        while (delay := self._with_lock(self._take)) > 0:
+            self.sleep(delay)
+
+    def penalize(self, seconds: float) -> None:
+        """Nexmo said 429: nobody starts another request for ``seconds``."""
+
+        def push() -> float:
+            state = self._state()
+            state["next"] = max(state["next"], self.clock() + seconds)
+            self._save(state)
+            return 0.0
+
+        self._with_lock(push)
+
+    def _take(self) -> float:
+        """Start now if both rules allow it (returns 0), else return how long to wait."""
+        now = self.clock()
+        state = self._state()
+        started = [t for t in state["started"] if t > now - WINDOW]
+        wait = state["next"] - now
+        if len(started) >= self.budget:
+            wait = max(wait, started[0] + WINDOW - now)
+        if wait > 0:
+            return wait
+        started.append(now)
+        self._save({"next": now + self.interval, "started": started})
+        return 0.0
+
+    def _state(self) -> dict[str, Any]:
+        state = self.cache.get(STATE_KEY)
+        if not isinstance(state, dict):
+            return {"next": 0.0, "started": []}
+        return state
+
+    def _save(self, state: dict[str, Any]) -> None:
+        self.cache.set(STATE_KEY, state, timeout=3600)
+
+    def _with_lock(self, action: Callable[[], float]) -> float:
+        token = uuid.uuid4().hex
+        # cache.add is atomic (SET NX on Redis): a tiny mutex around read-modify-write.
+        while not self.cache.add(LOCK_KEY, token, timeout=LOCK_TIMEOUT):
+            self.sleep(0.001)
+        try:
+            return action()
+        finally:
+            if self.cache.get(LOCK_KEY) == token:
+                self.cache.delete(LOCK_KEY)
