@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .__about__ import __version__
 
 if TYPE_CHECKING:
+    from .links import conversion_link
     from .services import (
         ReportResult,
         mark_converted,
@@ -18,10 +19,13 @@ if TYPE_CHECKING:
         record_sms_response,
         report_pending,
     )
+    from .triggers import convert_when
 
 __all__ = [
     "ReportResult",
     "__version__",
+    "conversion_link",
+    "convert_when",
     "mark_converted",
     "record_message",
     "record_sms_response",
@@ -35,6 +39,8 @@ _LAZY = {
     "record_sms_response",
     "report_pending",
 }
+#: Public names that live outside ``services``: name -> module.
+_LAZY_ELSEWHERE = {"conversion_link": "links", "convert_when": "triggers"}
 
 
 def __getattr__(name: str) -> Any:
@@ -42,4 +48,8 @@ def __getattr__(name: str) -> Any:
         from . import services
 
         return getattr(services, name)
+    if name in _LAZY_ELSEWHERE:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY_ELSEWHERE[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -45,6 +45,12 @@ DEFAULTS: dict[str, Any] = {
     "BACKEND": "django_nexmo_conversion.backends.http.HttpBackend",
     "NON_CONVERSION_AFTER": None,
     "ACCOUNTS": {},
+    # Keyword arguments for Celery's apply_async (e.g. {"queue": "nexmo"}) and for
+    # django.tasks' Task.using() (e.g. {"queue_name": "nexmo", "backend": "default"}).
+    "CELERY_TASK_OPTIONS": {},
+    "DJANGO_TASKS_USING": {},
+    # The cache alias RATE_LIMIT is kept in: shared by all workers (Redis), never the database.
+    "RATE_LIMIT_CACHE": "default",
     # Recipients' phone numbers are personal data: "full", "masked" (last digits) or "none".
     "RECIPIENT_STORAGE": "full",
     # Tracked links: extra hosts a link may redirect to (besides ALLOWED_HOSTS), default max age.
@@ -124,6 +130,9 @@ class ConversionSettings:
     lease_seconds: float
     accounts: Mapping[str, Account]
     default_account: Account | None
+    celery_task_options: Mapping[str, Any]
+    django_tasks_using: Mapping[str, Any]
+    rate_limit_cache: str
     recipient_storage: str
     link_allowed_hosts: tuple[str, ...]
     link_max_age: float | None
@@ -225,7 +234,7 @@ def build_settings(user: object) -> ConversionSettings:
             Problem("E000", f"{SETTING_NAME} must be a dict, got {type(user).__name__}.")
         )
         user = {}
-    unknown = sorted(set(user) - set(DEFAULTS))
+    unknown = sorted(str(key) for key in set(user) - set(DEFAULTS))
     if unknown:
         problems.append(
             Problem(
@@ -341,6 +350,20 @@ def build_settings(user: object) -> ConversionSettings:
     if isinstance(raw["CONCURRENCY"], float):
         problems.append(Problem("E005", f"{setting('CONCURRENCY')} must be a whole number."))
 
+    for key in ("CELERY_TASK_OPTIONS", "DJANGO_TASKS_USING"):
+        if not isinstance(raw[key], Mapping):
+            problems.append(Problem("E010", f"{setting(key)} must be a dict of keyword arguments."))
+            raw[key] = {}
+    if raw["RATE_LIMIT"] and str(raw["RATE_LIMIT_CACHE"]) not in getattr(
+        django_settings, "CACHES", {"default": None}
+    ):
+        problems.append(
+            Problem(
+                "E011",
+                f"{setting('RATE_LIMIT_CACHE')} {raw['RATE_LIMIT_CACHE']!r} is not in CACHES.",
+            )
+        )
+
     storage = raw["RECIPIENT_STORAGE"]
     if storage not in RECIPIENT_STORAGE_MODES:
         problems.append(
@@ -351,7 +374,11 @@ def build_settings(user: object) -> ConversionSettings:
             )
         )
     link_hosts = raw["LINK_ALLOWED_HOSTS"]
-    if isinstance(link_hosts, str) or not all(isinstance(h, str) for h in link_hosts or ()):
+    if (
+        isinstance(link_hosts, str)
+        or not isinstance(link_hosts, (Iterable, type(None)))
+        or not all(isinstance(h, str) for h in link_hosts or ())
+    ):
         problems.append(
             Problem("E009", f"{setting('LINK_ALLOWED_HOSTS')} must be a list of host names.")
         )
@@ -385,6 +412,9 @@ def build_settings(user: object) -> ConversionSettings:
         lease_seconds=lease,
         accounts=accounts,
         default_account=default_account,
+        celery_task_options=dict(raw["CELERY_TASK_OPTIONS"]),
+        django_tasks_using=dict(raw["DJANGO_TASKS_USING"]),
+        rate_limit_cache=str(raw["RATE_LIMIT_CACHE"]),
         recipient_storage=str(storage),
         link_allowed_hosts=tuple(link_hosts or ()),
         link_max_age=link_max_age,

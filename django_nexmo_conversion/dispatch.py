@@ -51,3 +51,11 @@ def report_inline(conversion_pk: int) -> None:
         return
     if result.halted:
         logger.error("Conversion %s not reported: %s", conversion_pk, result.error)
+    elif result.retrying:
+        # Visible at the default WARNING level: if nothing runs the command, the conversion
+        # would otherwise wait unnoticed (the cause is in its last error, in the admin).
+        logger.warning(
+            "Conversion %s was not reported right after commit; it stays pending for "
+            "`manage.py report_conversions`.",
+            conversion_pk,
+        )

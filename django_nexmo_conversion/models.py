@@ -17,7 +17,15 @@ from .choices import Channel, Outcome, Status
 if TYPE_CHECKING:
     from django.db.models.fields.related_descriptors import RelatedManager
 
-__all__ = ["Channel", "Conversion", "ConversionAttempt", "Outcome", "SentMessage", "Status"]
+__all__ = [
+    "Channel",
+    "Conversion",
+    "ConversionAttempt",
+    "ConversionDashboard",
+    "Outcome",
+    "SentMessage",
+    "Status",
+]
 
 #: Nexmo's SMS message ids are 16-18 hex characters and call ids are UUIDs; 64 leaves room.
 MESSAGE_ID_MAX_LENGTH = 64
@@ -151,3 +159,14 @@ class ConversionAttempt(models.Model):
     def __str__(self) -> str:
         code = self.http_status if self.http_status is not None else "-"
         return f"{self.get_outcome_display()} ({code}) at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ConversionDashboard(Conversion):
+    """No table of its own: it gives the dashboard an entry on the admin index, which lists
+    models only. Its admin delegates permissions to :class:`Conversion`'s."""
+
+    class Meta:
+        proxy = True
+        default_permissions = ()
+        verbose_name = _("dashboard")
+        verbose_name_plural = _("dashboard")

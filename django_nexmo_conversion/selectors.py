@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from django.db.models import Q
-from django.utils import timezone
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
-from .models import Conversion, Status
+from django.db.models import Case, Count, IntegerField, Q, Value, When
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .models import Conversion, ConversionAttempt, Outcome, SentMessage, Status
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 def due_conversions(*, limit: int | None = None, include_failed: bool = False) -> list[Conversion]:
@@ -17,3 +25,221 @@ def due_conversions(*, limit: int | None = None, include_failed: bool = False) -
         Conversion.objects.filter(query).select_related("message").order_by("next_attempt_at", "pk")
     )
     return list(rows[:limit] if limit is not None else rows)
+
+
+# --- admin and dashboard ----------------------------------------------------------------------
+
+#: The dashboard's periods, newest first: (key, length).
+WINDOWS: tuple[tuple[str, timedelta], ...] = (
+    ("24h", timedelta(hours=24)),
+    ("7d", timedelta(days=7)),
+    ("30d", timedelta(days=30)),
+)
+WINDOW_LABELS: dict[str, StrOrPromise] = {
+    "24h": _("Last 24 hours"),
+    "7d": _("Last 7 days"),
+    "30d": _("Last 30 days"),
+}
+#: The answers that stop a run (see "Outcomes of one attempt").
+ACCOUNT_ERROR_CODES = (401, 402)
+
+
+def last_answer_query(kind: str | None) -> Q | None:
+    """Conversions whose last answer from Nexmo was of this kind (the admin's "last answer"
+    filter): ``ok``, ``account``, ``rejected``, ``throttled``, ``server`` or ``none`` (no HTTP
+    answer: timeout, connection error, or not tried yet). None for an unknown kind."""
+    code = "last_status_code"
+    queries = {
+        "ok": Q(**{code: 200}),
+        "account": Q(**{f"{code}__in": ACCOUNT_ERROR_CODES}),
+        "rejected": Q(**{f"{code}__gte": 400, f"{code}__lt": 500})
+        & ~Q(**{f"{code}__in": [*ACCOUNT_ERROR_CODES, 429]}),
+        "throttled": Q(**{code: 429}),
+        "server": Q(**{f"{code}__gte": 500}),
+        "none": Q(**{f"{code}__isnull": True}),
+    }
+    return queries.get(kind or "")
+
+
+def last_answer_kind(status_code: int | None) -> str:
+    """The :func:`last_answer_query` kind an HTTP status falls in."""
+    if status_code is None:
+        return "none"
+    if status_code in ACCOUNT_ERROR_CODES:
+        return "account"
+    if status_code == 429:
+        return "throttled"
+    if status_code >= 500:
+        return "server"
+    if 200 <= status_code < 300:
+        return "ok"
+    return "rejected"
+
+
+def status_counts() -> dict[str, int]:
+    """How many conversions are in each status (every status present, zeros included).
+
+    One grouped query, served by the index that starts with ``status``.
+    """
+    counts = dict.fromkeys(Status.values, 0)
+    rows = Conversion.objects.order_by().values_list("status").annotate(n=Count("pk"))
+    for status, n in rows:
+        counts[status] = n
+    return counts
+
+
+@dataclass(frozen=True)
+class WindowCounts:
+    """Conversions *marked* in a period (``created_at``), by their status now."""
+
+    key: str
+    label: StrOrPromise
+    marked: int
+    reported: int
+    failed: int
+
+    @property
+    def waiting(self) -> int:
+        """Pending or being sent."""
+        return self.marked - self.reported - self.failed
+
+
+def window_counts(*, now: datetime | None = None) -> list[WindowCounts]:
+    """Marked / reported / failed for each of :data:`WINDOWS`, in one query.
+
+    The range on ``created_at`` (indexed) bounds the scan to the longest period.
+    """
+    now = now or timezone.now()
+    aggregates: dict[str, Count] = {}
+    for key, length in WINDOWS:
+        since = Q(created_at__gte=now - length)
+        aggregates[f"{key}_marked"] = Count("pk", filter=since)
+        aggregates[f"{key}_reported"] = Count("pk", filter=since & Q(status=Status.REPORTED))
+        aggregates[f"{key}_failed"] = Count("pk", filter=since & Q(status=Status.FAILED))
+    longest = max(length for _key, length in WINDOWS)
+    values = Conversion.objects.filter(created_at__gte=now - longest).aggregate(**aggregates)
+    return [
+        WindowCounts(
+            key=key,
+            label=WINDOW_LABELS[key],
+            marked=values[f"{key}_marked"],
+            reported=values[f"{key}_reported"],
+            failed=values[f"{key}_failed"],
+        )
+        for key, _length in WINDOWS
+    ]
+
+
+@dataclass(frozen=True)
+class DayRate:
+    """One day of the conversion-rate chart."""
+
+    day: date
+    #: Messages sent that day (the first part of a multipart SMS stands for the whole send).
+    sent: int
+    #: Of those, how many have a conversion with ``delivered=True``.
+    converted: int
+
+    @property
+    def rate(self) -> float | None:
+        """``converted / sent``, or None on a day nothing was sent."""
+        return self.converted / self.sent if self.sent else None
+
+
+def daily_conversion_rates(*, days: int = 30, now: datetime | None = None) -> list[DayRate]:
+    """The conversion rate of each of the last ``days`` days, oldest first, today included.
+
+    Days are calendar days in the current time zone. They are cut in Python and grouped with
+    one ``CASE`` in a single query, so it works alike on every database (no time zone tables
+    needed), stays exact across daylight-saving changes, and the range on ``sent_at`` is
+    served by its index.
+    """
+    if days < 1:
+        raise ValueError(f"days must be >= 1, got {days!r}.")
+    now = timezone.localtime(now or timezone.now())
+    today = now.date()
+    zone = timezone.get_current_timezone()
+    day_list = [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
+    starts = [timezone.make_aware(datetime.combine(day, time.min), zone) for day in day_list]
+    # Bucket i is [starts[i], starts[i + 1]); the last one runs to the end of today.
+    ends = [*starts[1:], starts[-1] + timedelta(days=1)]
+    bucket = Case(
+        *(When(sent_at__lt=end, then=Value(index)) for index, end in enumerate(ends)),
+        output_field=IntegerField(),
+    )
+    rows = (
+        SentMessage.objects.filter(
+            sent_at__gte=starts[0], sent_at__lt=ends[-1], parent__isnull=True
+        )
+        .annotate(bucket=bucket)
+        .order_by()
+        .values("bucket")
+        .annotate(
+            sent=Count("pk"),
+            converted=Count("conversion", filter=Q(conversion__delivered=True)),
+        )
+    )
+    found = {row["bucket"]: (row["sent"], row["converted"]) for row in rows}
+    return [
+        DayRate(day=day, sent=found.get(index, (0, 0))[0], converted=found.get(index, (0, 0))[1])
+        for index, day in enumerate(day_list)
+    ]
+
+
+@dataclass(frozen=True)
+class FailureReason:
+    status_code: int | None
+    error: str
+    count: int
+
+
+def top_failure_reasons(*, limit: int = 5) -> list[FailureReason]:
+    """The most common (last HTTP status, last error) among failed conversions."""
+    rows = (
+        Conversion.objects.filter(status=Status.FAILED)
+        .order_by()
+        .values_list("last_status_code", "last_error")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "last_status_code", "last_error")[:limit]
+    )
+    return [FailureReason(status_code=code, error=error, count=n) for code, error, n in rows]
+
+
+@dataclass(frozen=True)
+class Halt:
+    """A report run stopped by an account error, and not followed by a successful report."""
+
+    status_code: int
+    error: str
+    at: datetime
+
+
+def latest_halt() -> Halt | None:
+    """The account error (401/402) that stopped the latest report run, if nothing was
+    reported since.
+
+    Derived from the data, so every process sees the same answer with no extra state: an
+    account error leaves the conversion it was sending ``pending`` with that status code,
+    due at once (``next_attempt_at`` = the moment of the halt). The newest such row is found
+    walking the ``(status, next_attempt_at)`` index backwards; the exact moment comes from
+    its attempts (indexed by conversion); any report after it means the account works again.
+    """
+    halted = (
+        Conversion.objects.filter(status=Status.PENDING, last_status_code__in=ACCOUNT_ERROR_CODES)
+        .order_by("-next_attempt_at")
+        .values_list("pk", "last_status_code", "last_error", "next_attempt_at")
+        .first()
+    )
+    if halted is None:
+        return None
+    pk, status_code, error, due = halted
+    attempt = (
+        ConversionAttempt.objects.filter(conversion_id=pk, outcome=Outcome.ACCOUNT_ERROR)
+        .order_by("-started_at")
+        .values_list("started_at", flat=True)
+        .first()
+    )
+    at = attempt or due
+    if status_code is None or at is None or Conversion.objects.filter(reported_at__gt=at).exists():
+        return None
+    return Halt(status_code=status_code, error=error, at=at)

@@ -23,7 +23,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
-from . import dispatch, signals
+from . import dispatch, privacy, signals
 from .backends import get_backend
 from .client import Answer, Report
 from .conf import ConversionSettings, get_settings
@@ -37,6 +37,7 @@ from .models import (
     SentMessage,
     Status,
 )
+from .ratelimit import RateLimiter
 
 logger = logging.getLogger("django_nexmo_conversion")
 
@@ -116,6 +117,23 @@ def clean_api_key(api_key: object) -> str:
 # --- recording and marking --------------------------------------------------------------------
 
 
+def _recipient_fields(recipient: object) -> dict[str, str]:
+    """``recipient`` and ``recipient_hash`` as ``RECIPIENT_STORAGE`` says (see ``privacy``)."""
+    stored = privacy.store(clean_recipient(recipient))
+    return {"recipient": stored.recipient, "recipient_hash": stored.recipient_hash}
+
+
+def _target_fields(target: models.Model | None) -> dict[str, Any]:
+    if target is None:
+        return {}
+    if not isinstance(target, models.Model) or target.pk is None:
+        raise ConversionInputError("target must be a saved model instance.")
+    return {
+        "target_content_type": ContentType.objects.get_for_model(target),
+        "target_object_id": str(target.pk),
+    }
+
+
 def record_message(
     message_id: str,
     *,
@@ -125,29 +143,67 @@ def record_message(
     target: models.Model | None = None,
     api_key: str | None = None,
 ) -> SentMessage:
-    """Remember a sent SMS or call. Idempotent on ``(channel, message_id)``."""
+    """Remember a sent SMS or call (``channel="voice"`` with the call's UUID).
+
+    Idempotent on ``(channel, message_id)``: recording again returns the stored row unchanged.
+    ``recipient`` is stored as ``RECIPIENT_STORAGE`` says, plus its keyed hash.
+    """
     fields: dict[str, Any] = {
-        "recipient": clean_recipient(recipient),
+        **_recipient_fields(recipient),
         "sent_at": clean_timestamp(sent_at, name="sent_at"),
         "api_key": clean_api_key(api_key),
+        **_target_fields(target),
     }
-    if target is not None:
-        if not isinstance(target, models.Model) or target.pk is None:
-            raise ConversionInputError("target must be a saved model instance.")
-        fields["target_content_type"] = ContentType.objects.get_for_model(target)
-        fields["target_object_id"] = str(target.pk)
     message, _created = SentMessage.objects.get_or_create(
         channel=clean_channel(channel), message_id=clean_message_id(message_id), defaults=fields
     )
     return message
 
 
+@dataclass(frozen=True)
+class FailedPart:
+    """A part of an SMS API response that was not accepted (``status`` other than ``"0"``).
+
+    Nothing is recorded for it: there is no message to report a conversion for.
+    """
+
+    #: Position of the part in the response's ``messages`` list.
+    index: int
+    status: str
+    error_text: str
+
+
+class RecordedMessages(list[SentMessage]):
+    """What :func:`record_sms_response` returns: a ``list`` of the recorded parts, first part
+    first, with ``failed`` listing the parts the SMS API refused (empty when all went out).
+
+    For a long SMS sent in several parts, parts 2..n are recorded with ``parent`` set to the
+    first: marking any part marks (and reports) every part.
+    """
+
+    def __init__(
+        self, messages: Iterable[SentMessage] = (), failed: Iterable[FailedPart] = ()
+    ) -> None:
+        super().__init__(messages)
+        self.failed: list[FailedPart] = list(failed)
+
+    @property
+    def ok(self) -> bool:
+        """True when every part was accepted."""
+        return not self.failed
+
+
 def _sms_response_data(response: object) -> dict[str, Any]:
+    """The SMS API's JSON as a dict, from any shape an application holds it in."""
     if isinstance(response, (bytes, str)):
         try:
             response = json.loads(response)
         except ValueError:
             raise ConversionInputError("SMS response text is not JSON.") from None
+    if isinstance(response, BaseException):
+        # The Vonage SDK v4 raises PartialFailureError when some parts of a long SMS fail;
+        # the exception keeps the API's answer (the accepted parts too) in ``.response``.
+        response = getattr(response, "response", None)
     dump = getattr(response, "model_dump", None)
     if callable(dump):  # the Vonage SDK v4 SmsResponse (pydantic)
         response = dump(by_alias=True)
@@ -161,27 +217,56 @@ def _sms_response_data(response: object) -> dict[str, Any]:
 
 def record_sms_response(
     response: object, *, target: models.Model | None = None, api_key: str | None = None
-) -> list[SentMessage]:
-    """Record every message the SMS API accepted (``status == "0"``) in its response."""
+) -> RecordedMessages:
+    """Record every part the SMS API accepted (``status == "0"``) in its response.
+
+    ``response`` is the SMS API's answer as a dict (Vonage SDK v3 ``sms.send_message``), JSON
+    text, a v4 ``vonage_sms.SmsResponse`` or a v4 ``PartialFailureError``. The parts are one
+    send: parts 2..n get the first accepted part as ``parent``. Refused parts are not recorded
+    and are listed in the result's ``failed``. Bad input raises and stores nothing.
+    """
     data = _sms_response_data(response)
     accepted: list[dict[str, Any]] = []
-    for part in data["messages"]:
+    failed: list[FailedPart] = []
+    for index, part in enumerate(data["messages"]):
         if not isinstance(part, dict):
             raise ConversionInputError("SMS response 'messages' must hold objects.")
-        if str(part.get("status")) == "0":
+        status = part.get("status")
+        if str(status) == "0":
             accepted.append(part)
+        else:
+            error = part.get("error-text", part.get("error_text")) or ""
+            failed.append(FailedPart(index, "" if status is None else str(status), str(error)))
     # Validate every part before storing any, so bad input stores nothing.
-    ids = [clean_message_id(part.get("message-id", part.get("message_id"))) for part in accepted]
+    shared = {
+        "sent_at": timezone.now(),
+        "api_key": clean_api_key(api_key),
+        **_target_fields(target),
+    }
+    rows = [
+        (
+            clean_message_id(part.get("message-id", part.get("message_id"))),
+            {**shared, **_recipient_fields(part.get("to"))},
+        )
+        for part in accepted
+    ]
+    recorded = RecordedMessages(failed=failed)
     with transaction.atomic():
-        return [
-            record_message(
-                message_id,
-                recipient=part.get("to"),
-                target=target,
-                api_key=api_key,
+        for message_id, fields in rows:
+            if recorded:
+                fields["parent"] = recorded[0]
+            message, _created = SentMessage.objects.get_or_create(
+                channel=Channel.SMS, message_id=message_id, defaults=fields
             )
-            for message_id, part in zip(ids, accepted, strict=True)
-        ]
+            recorded.append(message)
+    if failed:
+        logger.warning(
+            "SMS API refused %d of %d part(s) (status %s); they were not recorded.",
+            len(failed),
+            len(failed) + len(recorded),
+            ", ".join(sorted({part.status for part in failed})),
+        )
+    return recorded
 
 
 def _create_conversion(message: SentMessage, delivered: bool, at: datetime) -> Conversion | None:
@@ -196,32 +281,7 @@ def _create_conversion(message: SentMessage, delivered: bool, at: datetime) -> C
         return None
 
 
-def mark_converted(
-    message: SentMessage | str,
-    *,
-    delivered: bool = True,
-    timestamp: datetime | None = None,
-    channel: str = Channel.SMS,
-) -> Conversion:
-    """Mark ``message`` converted; it is reported after the caller's transaction commits.
-
-    One conversion per message: marking again returns the existing one, except that a
-    not-yet-reported ``delivered=False`` is upgraded to ``True``.
-    """
-    if not isinstance(delivered, bool):
-        raise ConversionInputError(f"delivered must be True or False, got {delivered!r}.")
-    at = clean_timestamp(timestamp)
-    if isinstance(message, SentMessage):
-        if message.pk is None:
-            raise ConversionInputError("message must be a saved SentMessage.")
-        sent = message
-    elif isinstance(message, str):
-        sent = record_message(message, channel=clean_channel(channel))
-    else:
-        raise ConversionInputError(
-            f"message must be a SentMessage or a message id string, got {type(message).__name__}."
-        )
-
+def _mark_one(sent: SentMessage, delivered: bool, at: datetime) -> Conversion:
     conversion = _create_conversion(sent, delivered, at)
     if conversion is not None:
         signals.conversion_marked.send(sender=Conversion, conversion=conversion)
@@ -242,6 +302,51 @@ def mark_converted(
         if upgraded:
             conversion.refresh_from_db()
             dispatch.schedule(conversion.pk)
+    return conversion
+
+
+def _send_of(sent: SentMessage) -> list[SentMessage]:
+    """Every part of the send ``sent`` belongs to, ``sent`` itself first (one query)."""
+    head_id = sent.parent_id or sent.pk
+    others = (
+        SentMessage.objects.filter(models.Q(pk=head_id) | models.Q(parent_id=head_id))
+        .exclude(pk=sent.pk)
+        .order_by("pk")
+    )
+    return [sent, *others]
+
+
+def mark_converted(
+    message: SentMessage | str,
+    *,
+    delivered: bool = True,
+    timestamp: datetime | None = None,
+    channel: str = Channel.SMS,
+) -> Conversion:
+    """Mark ``message`` converted; it is reported after the caller's transaction commits.
+
+    One conversion per message: marking again returns the existing one, except that a
+    not-yet-reported ``delivered=False`` is upgraded to ``True``. A part of a long SMS
+    stands for the whole send: every part is marked alike (Nexmo wants each part's id);
+    the conversion returned is the one of ``message``.
+    """
+    if not isinstance(delivered, bool):
+        raise ConversionInputError(f"delivered must be True or False, got {delivered!r}.")
+    at = clean_timestamp(timestamp)
+    if isinstance(message, SentMessage):
+        if message.pk is None:
+            raise ConversionInputError("message must be a saved SentMessage.")
+        sent = message
+    elif isinstance(message, str):
+        sent = record_message(message, channel=clean_channel(channel))
+    else:
+        raise ConversionInputError(
+            f"message must be a SentMessage or a message id string, got {type(message).__name__}."
+        )
+    first, *rest = _send_of(sent)
+    conversion = _mark_one(first, delivered, at)
+    for part in rest:
+        _mark_one(part, delivered, at)
     return conversion
 
 
@@ -298,8 +403,12 @@ def retry_delay(attempt: int, retry_after: float | None, conf: ConversionSetting
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def _batch_size(concurrency: int) -> int:
-    return max(4 * concurrency, 32)
+def _batch_size(concurrency: int, conf: ConversionSettings) -> int:
+    # Every row of a batch must go out before the batch's lease ends, or another worker could
+    # take it over and send it too. A request may take TIMEOUT to connect plus TIMEOUT to
+    # read, so a batch holds no more rounds of ``concurrency`` requests than the lease allows.
+    rounds = int(conf.lease_seconds // (2 * conf.timeout + 1))
+    return concurrency * max(1, min(rounds, max(4, 32 // concurrency)))
 
 
 def claim(
@@ -320,22 +429,36 @@ def claim(
     now = timezone.now()
     due_at = due_at or now
     token = uuid.uuid4().hex
-    candidates = Conversion.objects.due(due_at)
+    candidates = Conversion.objects.due(due_at).order_by("next_attempt_at")
     if pks is not None:
         candidates = candidates.filter(pk__in=pks)
+    features = connection.features
     with transaction.atomic():
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True)
-        ids = list(candidates.order_by("next_attempt_at").values_list("pk", flat=True)[:size])
-        if not ids:
-            return token, []
-        Conversion.objects.due(due_at).filter(pk__in=ids).update(
-            status=Status.SENDING,
-            claim_token=token,
-            next_attempt_at=now + timedelta(seconds=conf.lease_seconds),
+        if features.has_select_for_update_skip_locked:
+            # PostgreSQL, MariaDB >= 10.6, MySQL 8: parallel workers skip each other's rows.
+            chosen = list(
+                candidates.select_for_update(skip_locked=True).values_list("pk", flat=True)[:size]
+            )
+        elif features.allow_sliced_subqueries_with_in:
+            # SQLite: one statement. A read followed by a write would have to upgrade its
+            # lock, which SQLite refuses at once ("database is locked") under contention.
+            chosen = candidates.values("pk")[:size]
+        else:
+            chosen = list(candidates.values_list("pk", flat=True)[:size])
+        claimed = (
+            Conversion.objects.due(due_at)
+            .filter(pk__in=chosen)
+            .update(
+                status=Status.SENDING,
+                claim_token=token,
+                next_attempt_at=now + timedelta(seconds=conf.lease_seconds),
+            )
         )
+    if not claimed:
+        return token, []
+    # status=SENDING narrows the scan to rows in flight (the due index's prefix).
     rows = list(
-        Conversion.objects.filter(pk__in=ids, claim_token=token)
+        Conversion.objects.filter(status=Status.SENDING, claim_token=token)
         .select_related("message")
         .order_by("next_attempt_at", "pk")
     )
@@ -447,9 +570,16 @@ def _executor(size: int) -> ThreadPoolExecutor:
 
 
 def _send_batch(
-    rows: list[Conversion], token: str, concurrency: int, conf: ConversionSettings
+    rows: list[Conversion],
+    token: str,
+    concurrency: int,
+    conf: ConversionSettings,
+    should_stop: Callable[[], bool],
 ) -> ReportResult:
     backend = get_backend()
+    limiter = (
+        RateLimiter(conf.rate_limit, cache_alias=conf.rate_limit_cache) if conf.rate_limit else None
+    )
     result = ReportResult()
     unsent = {row.pk for row in rows}
 
@@ -471,27 +601,49 @@ def _send_batch(
         return True
 
     def send(row: Conversion) -> Answer:
-        return backend.send(_report_of(row), conf.account_for(row.message.api_key))
+        if limiter is not None:
+            limiter.wait()
+        answer = backend.send(_report_of(row), conf.account_for(row.message.api_key))
+        if limiter is not None and answer.status_code == 429:
+            limiter.penalize(answer.retry_after if answer.retry_after is not None else 1.0)
+        return answer
 
-    if concurrency <= 1 or len(rows) == 1:
-        for row in rows:
-            if not record(row, send(row)):
-                break
-    else:
-        futures: dict[Future[Answer], Conversion] = {
-            _executor(concurrency).submit(send, row): row for row in rows
-        }
-        running = set(futures)
-        while running:
-            done, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                if future.cancelled():
-                    continue
-                if not record(futures[future], future.result()) or result.halted:
-                    for other in running:
-                        other.cancel()
-    if unsent:
-        release(token, unsent)
+    try:
+        if concurrency <= 1 or len(rows) == 1:
+            for row in rows:
+                if should_stop() or not record(row, send(row)):
+                    break
+        else:
+            futures: dict[Future[Answer], Conversion] = {
+                _executor(concurrency).submit(send, row): row for row in rows
+            }
+            running = set(futures)
+            try:
+                while running:
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        if future.cancelled():
+                            continue
+                        answer = future.result()
+                        if answer.outcome == Outcome.ACCOUNT_ERROR or should_stop():
+                            # Halted or asked to stop: cancel before writing the outcome, so
+                            # the pool does not start more sends meanwhile; what has not
+                            # started is released below.
+                            for other in running:
+                                other.cancel()
+                        record(futures[future], answer)
+            except BaseException:
+                # Stop the queued sends; one already on the wire keeps its lease, so no other
+                # worker sends it while this request may still succeed.
+                for future in running:
+                    if not future.cancel() and not future.done():
+                        unsent.discard(futures[future].pk)
+                raise
+    finally:
+        # Also on an unexpected error (no credentials for a key, a backend that raised, the
+        # database): claimed rows must not sit as "sending" until their lease runs out.
+        if unsent:
+            release(token, unsent)
     return result
 
 
@@ -510,7 +662,7 @@ def _pending_batches(
     while remaining is None or remaining > 0:
         if should_stop():
             return
-        size = _batch_size(concurrency)
+        size = _batch_size(concurrency, conf)
         if remaining is not None:
             size = min(size, remaining)
         token, rows = claim(size, pks=pks, due_at=started, conf=conf)
@@ -542,14 +694,11 @@ def report_pending(
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConversionInputError(f"concurrency must be a whole number >= 1, got {concurrency!r}.")
     result = ReportResult()
+    should_stop = should_stop or (lambda: False)
     for token, rows in _pending_batches(
-        limit=limit,
-        concurrency=concurrency,
-        pks=pks,
-        conf=conf,
-        should_stop=should_stop or (lambda: False),
+        limit=limit, concurrency=concurrency, pks=pks, conf=conf, should_stop=should_stop
     ):
-        result.merge(_send_batch(rows, token, concurrency, conf))
+        result.merge(_send_batch(rows, token, concurrency, conf, should_stop))
         if result.halted:
             break
     return result

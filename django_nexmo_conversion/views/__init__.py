@@ -1,1 +1,1 @@
-"""Public endpoints, one module each: tracked links (``links``) and Vonage webhooks (``webhooks``)."""
+"""Public endpoints, one module each: tracked links and Vonage webhooks."""

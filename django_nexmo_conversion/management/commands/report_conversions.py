@@ -10,7 +10,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
 
+from ...client import ANSWER_MEANINGS
 from ...models import Conversion, Status
+from ...non_conversion import mark_non_conversions
 from ...selectors import due_conversions
 from ...services import ReportResult, report_pending, retry_now
 
@@ -78,6 +80,10 @@ class Command(BaseCommand):
         self, limit: int | None, concurrency: int | None, stop: threading.Event | None = None
     ) -> ReportResult:
         should_stop = stop.is_set if stop else None
+        # NON_CONVERSION_AFTER: mark the messages whose window closed, so this run reports them.
+        marked = mark_non_conversions()
+        if marked:
+            self.stdout.write(f"{marked} non-conversion(s) marked delivered=false.")
         if not self.stdout.isatty():
             return report_pending(limit=limit, concurrency=concurrency, should_stop=should_stop)
         # On a terminal, run in chunks so the progress line can move.
@@ -98,9 +104,12 @@ class Command(BaseCommand):
     def _finish(self, result: ReportResult) -> None:
         self.stdout.write(result.summary())
         if result.halted:
+            # Nexmo's own 401 text says the credentials are wrong, not which setting to fix.
+            fix = ANSWER_MEANINGS.get(result.status_code or 0, "")
+            hint = f" To fix: {fix}." if fix and fix not in result.error else ""
             raise CommandError(
                 f"Stopped by an account error; nothing was burned, everything stays pending. "
-                f"{result.error}",
+                f"{result.error}{hint}",
                 returncode=2,
             )
 

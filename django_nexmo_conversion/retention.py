@@ -1,0 +1,121 @@
+"""Retention: delete old sent messages with their conversions and attempts, in bounded batches.
+
+A send is judged by its first part (parts 2..n go with it). By default only what is
+finished is purged: reported or failed conversions, and messages that never converted.
+``pending`` must be asked for explicitly, and a conversion being sent (``sending``) is never
+purged, so nothing marked is lost behind a worker's back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from .exceptions import ConversionInputError
+from .models import Conversion, ConversionAttempt, SentMessage, Status
+
+#: Messages with no conversion at all.
+UNCONVERTED = "unconverted"
+#: What ``purge`` may be asked to delete, and what it deletes by default.
+PURGEABLE = (Status.REPORTED.value, Status.FAILED.value, Status.PENDING.value, UNCONVERTED)
+DEFAULT_STATUSES = (Status.REPORTED.value, Status.FAILED.value, UNCONVERTED)
+
+
+@dataclass
+class PurgeResult:
+    """Rows deleted (or, for a dry run, that would be)."""
+
+    messages: int = 0
+    conversions: int = 0
+    attempts: int = 0
+    batches: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.messages} message(s), {self.conversions} conversion(s), "
+            f"{self.attempts} attempt(s)"
+        )
+
+
+def _clean_statuses(statuses: Iterable[str] | None) -> tuple[str, ...]:
+    if statuses is None:
+        return DEFAULT_STATUSES
+    chosen = tuple(dict.fromkeys(statuses))
+    wrong = [s for s in chosen if s not in PURGEABLE]
+    if wrong or not chosen:
+        raise ConversionInputError(
+            f"status must be among {', '.join(PURGEABLE)}; got {', '.join(map(repr, wrong))}."
+            if wrong
+            else "Give at least one status to purge."
+        )
+    return chosen
+
+
+def purgeable(cutoff: datetime, statuses: tuple[str, ...]) -> models.QuerySet[SentMessage]:
+    """First parts (and single messages) sent before ``cutoff`` whose send is in ``statuses``."""
+    kept = [s.value for s in Status if s.value not in statuses]
+    wanted = models.Q(conversion__status__in=[s for s in statuses if s != UNCONVERTED])
+    if UNCONVERTED in statuses:
+        wanted |= models.Q(conversion__isnull=True)
+    return (
+        SentMessage.objects.filter(parent__isnull=True, sent_at__lt=cutoff)
+        .filter(wanted)
+        # A send goes whole or not at all: keep it while any part is in a kept status.
+        .exclude(parts__conversion__status__in=kept)
+    )
+
+
+def _counts(heads: models.QuerySet[SentMessage]) -> PurgeResult:
+    messages = SentMessage.objects.filter(models.Q(pk__in=heads) | models.Q(parent__in=heads))
+    return PurgeResult(
+        messages=messages.count(),
+        conversions=Conversion.objects.filter(message__in=messages).count(),
+        attempts=ConversionAttempt.objects.filter(conversion__message__in=messages).count(),
+    )
+
+
+def purge(
+    *,
+    older_than: timedelta | datetime,
+    statuses: Iterable[str] | None = None,
+    batch_size: int = 1000,
+    dry_run: bool = False,
+) -> PurgeResult:
+    """Delete sends older than ``older_than`` (an age, or a cut-off datetime) in ``statuses``.
+
+    Each batch of at most ``batch_size`` sends is deleted in its own transaction, so locks
+    stay short and an interrupted purge keeps what it did. ``dry_run`` only counts.
+    """
+    chosen = _clean_statuses(statuses)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConversionInputError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
+    if isinstance(older_than, timedelta):
+        if older_than < timedelta(0):
+            raise ConversionInputError("older_than must not be negative.")
+        cutoff = timezone.now() - older_than
+    elif isinstance(older_than, datetime) and not timezone.is_naive(older_than):
+        cutoff = older_than
+    else:
+        raise ConversionInputError("older_than must be a timedelta or an aware datetime.")
+
+    if dry_run:
+        return _counts(purgeable(cutoff, chosen))
+    result = PurgeResult()
+    while True:
+        with transaction.atomic():
+            ids = list(
+                purgeable(cutoff, chosen).order_by("pk").values_list("pk", flat=True)[:batch_size]
+            )
+            if not ids:
+                return result
+            _total, per_model = SentMessage.objects.filter(
+                models.Q(pk__in=ids) | models.Q(parent_id__in=ids)
+            ).delete()
+        result.batches += 1
+        result.messages += per_model.get(SentMessage._meta.label, 0)
+        result.conversions += per_model.get(Conversion._meta.label, 0)
+        result.attempts += per_model.get(ConversionAttempt._meta.label, 0)

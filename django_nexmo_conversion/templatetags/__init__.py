@@ -1,0 +1,1 @@
+"""Template tags: ``{% load nexmo_conversion %}`` (see ``nexmo_conversion``)."""

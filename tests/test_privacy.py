@@ -1,0 +1,103 @@
+"""RECIPIENT_STORAGE (full / masked / none) and the keyed hash of the number."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+from django.forms.models import model_to_dict
+
+from django_nexmo_conversion import record_message, record_sms_response
+from django_nexmo_conversion.exceptions import ConversionInputError
+from django_nexmo_conversion.models import SentMessage
+from django_nexmo_conversion.privacy import mask, recipient_hash, store
+
+pytestmark = pytest.mark.django_db
+
+NUMBER = "+44 7700-900123"
+DIGITS = "447700900123"
+
+
+def storage(settings: Any, mode: str) -> None:
+    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "RECIPIENT_STORAGE": mode}
+
+
+def every_value(message: SentMessage) -> str:
+    message.refresh_from_db()
+    return " ".join(str(v) for v in model_to_dict(message).values()) + message.recipient_hash
+
+
+def test_full_keeps_the_normalised_number(settings: Any) -> None:
+    storage(settings, "full")
+    message = record_message("FULL0001", recipient=NUMBER)
+    message.refresh_from_db()
+    assert message.recipient == DIGITS
+    assert message.recipient_hash == recipient_hash(DIGITS)
+
+
+def test_masked_keeps_only_the_last_digits(settings: Any) -> None:
+    storage(settings, "masked")
+    message = record_message("MASK0001", recipient=NUMBER)
+    message.refresh_from_db()
+    assert message.recipient == "********0123"
+    assert "7700900" not in every_value(message)
+    assert message.recipient_hash == recipient_hash(DIGITS)
+
+
+def test_none_stores_no_number_but_the_hash_still_matches_replies(settings: Any) -> None:
+    storage(settings, "none")
+    message = record_message("NONE0001", recipient=NUMBER)
+    assert "0123" not in every_value(message)
+    assert message.recipient == ""
+    # An inbound reply carries the number as the SMS API writes it; the hash finds the message.
+    found = SentMessage.objects.filter(recipient_hash=recipient_hash("447700900123"))
+    assert list(found) == [message]
+
+
+def test_the_hash_is_keyed_by_secret_key(settings: Any) -> None:
+    first = recipient_hash(DIGITS)
+    assert len(first) == 64
+    assert int(first, 16) >= 0  # hex
+    assert first != hashlib.sha256(DIGITS.encode()).hexdigest()  # not guessable without the key
+    settings.SECRET_KEY = "another-secret-key"
+    assert recipient_hash(DIGITS) != first
+
+
+def test_the_hash_ignores_formatting() -> None:
+    assert recipient_hash("+44 (7700) 900-123") == recipient_hash("447700900123")
+    assert recipient_hash("447700900124") != recipient_hash("447700900123")
+
+
+def test_masking_short_numbers_never_leaves_most_digits_readable() -> None:
+    assert mask("447700900123") == "********0123"
+    assert mask("123456") == "****56"
+    assert mask("123") == "**3"
+    assert store("", mode="masked").recipient == ""
+    assert store("", mode="full").recipient_hash == ""
+
+
+def test_sms_responses_follow_the_mode(settings: Any) -> None:
+    storage(settings, "masked")
+    recorded = record_sms_response(
+        {
+            "message-count": "1",
+            "messages": [{"to": DIGITS, "message-id": "MASK0002", "status": "0"}],
+        }
+    )
+    recorded[0].refresh_from_db()
+    assert recorded[0].recipient == "********0123"
+    assert recorded[0].recipient_hash == recipient_hash(DIGITS)
+
+
+def test_no_recipient_means_no_hash() -> None:
+    message = record_message("NORCPT01")
+    message.refresh_from_db()
+    assert (message.recipient, message.recipient_hash) == ("", "")
+
+
+def test_a_bad_number_stores_nothing(settings: Any) -> None:
+    storage(settings, "none")
+    with pytest.raises(ConversionInputError, match="not a phone number"):
+        record_message("BADNUM01", recipient="call me maybe")
+    assert not SentMessage.objects.exists()

@@ -1,0 +1,183 @@
+"""Retention: ``purge`` and ``manage.py purge_conversions``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from django_nexmo_conversion.exceptions import ConversionInputError
+from django_nexmo_conversion.models import Conversion, ConversionAttempt, SentMessage, Status
+from django_nexmo_conversion.retention import PurgeResult, purge
+from django_nexmo_conversion.testing.factories import (
+    ConversionAttemptFactory,
+    ConversionFactory,
+    SentMessageFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+OLD = timedelta(days=100)
+
+
+def message(
+    name: str,
+    *,
+    age: timedelta = OLD,
+    status: str | None = None,
+    attempts: int = 0,
+    parent: SentMessage | None = None,
+) -> SentMessage:
+    sent = SentMessageFactory(message_id=name, sent_at=timezone.now() - age, parent=parent)
+    if status is not None:
+        conversion = ConversionFactory(message=sent, status=status)
+        for _ in range(attempts):
+            ConversionAttemptFactory(conversion=conversion)
+    return sent
+
+
+@pytest.fixture
+def world() -> dict[str, SentMessage]:
+    rows = {
+        "reported": message("REPORTED", status=Status.REPORTED, attempts=2),
+        "failed": message("FAILED", status=Status.FAILED, attempts=3),
+        "unconverted": message("UNCONVERTED"),
+        "pending": message("PENDING", status=Status.PENDING, attempts=1),
+        "sending": message("SENDING", status=Status.SENDING),
+        "recent": message("RECENT", age=timedelta(days=2), status=Status.REPORTED, attempts=1),
+    }
+    # A long SMS, reported whole.
+    head = rows["long"] = message("LONG-1", status=Status.REPORTED, attempts=1)
+    message("LONG-2", status=Status.REPORTED, attempts=1, parent=head)
+    # A long SMS with one part still pending: it must go whole or not at all.
+    split = rows["split"] = message("SPLIT-1", status=Status.REPORTED)
+    message("SPLIT-2", status=Status.PENDING, parent=split)
+    return rows
+
+
+def left() -> set[str]:
+    return set(SentMessage.objects.values_list("message_id", flat=True))
+
+
+def test_default_purges_finished_sends_only(world: dict[str, SentMessage]) -> None:
+    result = purge(older_than=timedelta(days=30))
+    assert left() == {"PENDING", "SENDING", "RECENT", "SPLIT-1", "SPLIT-2"}
+    # REPORTED, FAILED, UNCONVERTED, LONG-1, LONG-2; their conversions and attempts.
+    assert (result.messages, result.conversions, result.attempts) == (5, 4, 2 + 3 + 1 + 1)
+    assert not ConversionAttempt.objects.filter(conversion__message__message_id="FAILED").exists()
+    assert Conversion.objects.count() == 5  # PENDING, SENDING, RECENT, SPLIT-1, SPLIT-2
+
+
+def test_status_narrows_and_pending_must_be_asked_for(world: dict[str, SentMessage]) -> None:
+    purge(older_than=timedelta(days=30), statuses=["failed"])
+    assert "FAILED" not in left()
+    assert {"REPORTED", "UNCONVERTED", "PENDING"} <= left()
+    purge(older_than=timedelta(days=30), statuses=["pending"])
+    assert "PENDING" not in left()
+    # SPLIT has a reported first part and a pending second one: both states now allowed.
+    purge(older_than=timedelta(days=30), statuses=["pending", "reported"])
+    assert not {"SPLIT-1", "SPLIT-2"} & left()
+    assert {"SENDING", "RECENT"} <= left()
+
+
+def test_sending_is_never_purged(world: dict[str, SentMessage]) -> None:
+    with pytest.raises(ConversionInputError, match="status must be among"):
+        purge(older_than=timedelta(days=1), statuses=["sending"])
+    purge(older_than=timedelta(days=1), statuses=["reported", "failed", "pending", "unconverted"])
+    assert left() == {"SENDING"}
+
+
+def test_dry_run_counts_exactly_what_a_real_run_deletes(world: dict[str, SentMessage]) -> None:
+    before = left()
+    dry = purge(older_than=timedelta(days=30), dry_run=True)
+    assert left() == before
+    real = purge(older_than=timedelta(days=30))
+    assert (dry.messages, dry.conversions, dry.attempts) == (
+        real.messages,
+        real.conversions,
+        real.attempts,
+    )
+
+
+def test_deletes_in_bounded_batches() -> None:
+    for i in range(11):
+        message(f"BATCH{i:02d}", status=Status.REPORTED, attempts=1)
+    with CaptureQueriesContext(connection) as queries:
+        result = purge(older_than=timedelta(days=30), batch_size=4)
+    assert result.batches == 3
+    assert (result.messages, result.conversions, result.attempts) == (11, 11, 11)
+    table = SentMessage._meta.db_table
+    deletes = [
+        q["sql"] for q in queries if q["sql"].upper().startswith("DELETE") and table in q["sql"]
+    ]
+    assert len(deletes) == 3
+    assert not SentMessage.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"older_than": timedelta(days=-1)}, "negative"),
+        ({"older_than": 30}, "timedelta or an aware datetime"),
+        ({"older_than": timedelta(days=1), "batch_size": 0}, "batch_size"),
+        ({"older_than": timedelta(days=1), "statuses": []}, "at least one status"),
+        ({"older_than": timedelta(days=1), "statuses": ["done"]}, "'done'"),
+    ],
+)
+def test_bad_arguments_delete_nothing(
+    world: dict[str, SentMessage], kwargs: dict[str, Any], error: str
+) -> None:
+    before = left()
+    with pytest.raises(ConversionInputError, match=error):
+        purge(**kwargs)
+    assert left() == before
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def command(*args: str) -> str:
+    out = StringIO()
+    call_command("purge_conversions", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_command_prints_counts(world: dict[str, SentMessage]) -> None:
+    output = command("--older-than", "30", "--batch-size", "2")
+    assert "Deleted 5 message(s), 4 conversion(s), 7 attempt(s) in 2 batch(es)." in output
+    assert "REPORTED" not in left()
+
+
+def test_command_dry_run(world: dict[str, SentMessage]) -> None:
+    output = command(
+        "--older-than", "30", "--status", "failed", "--status", "unconverted", "--dry-run"
+    )
+    assert "Would delete 2 message(s), 1 conversion(s), 3 attempt(s)" in output
+    assert {"FAILED", "UNCONVERTED"} <= left()
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--older-than", "0"], "at least 1"),
+        (["--older-than", "30", "--status", "sending"], "invalid choice"),
+        (["--older-than", "30", "--batch-size", "0"], "--batch-size"),
+        ([], "--older-than"),
+    ],
+)
+def test_command_errors(world: dict[str, SentMessage], args: list[str], error: str) -> None:
+    before = left()
+    with pytest.raises(CommandError, match=error):
+        command(*args)
+    assert left() == before
+
+
+def test_purge_result_summary() -> None:
+    assert PurgeResult(1, 2, 3).summary() == "1 message(s), 2 conversion(s), 3 attempt(s)"
