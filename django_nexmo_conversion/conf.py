@@ -245,7 +245,9 @@ def build_settings(user: object) -> ConversionSettings:
         )
     raw = {**DEFAULTS, **user}
     for key in ENV_FALLBACKS:
-        if not raw[key]:
+        # Only an absent key falls back to the environment: an explicit None means "none"
+        # (a test fixture switching signing off must not be overridden by the shell).
+        if key not in user:
             raw[key] = _env(key)
 
     default_account: Account | None = None
