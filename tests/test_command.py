@@ -376,7 +376,12 @@ def test_loop_stops_on_sigterm_after_the_request_in_flight(
     lines: queue.Queue[str] = queue.Queue()
     assert process.stderr is not None
     stderr = process.stderr
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in stderr], daemon=True)
+
+    def read_stderr() -> None:
+        for line in stderr:
+            lines.put(line)
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
     reader.start()
     try:
         assert arrived.wait(SUBPROCESS_TIMEOUT), "the loop never sent anything"

@@ -256,6 +256,8 @@ def test_every_row_is_sent_while_its_lease_holds(
 
     assert result.reported == len(conversions)
     late = [
-        r.message_id for r in nexmo_sandbox.requests if r.received_at > lease_ends[r.message_id]
+        r.message_id
+        for r in nexmo_sandbox.requests
+        if r.received_at > lease_ends[r.message_id or ""]
     ]
     assert late == []
