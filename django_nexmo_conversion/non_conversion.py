@@ -10,6 +10,13 @@ Exactly once per message, however many runs overlap: a conversion is one row per
 database keeps one row and silently drops the other. Work is done in batches in ``sent_at``
 order, served by the index on ``SentMessage.sent_at``.
 
+Only windows that closed within ``lookback`` (default: one day) are considered. That bounds
+each run's scan to recent messages however long the history grows (older ones all have
+their conversion already), and turning the setting on for a table with years of history
+does not flood Nexmo with stale reports, which it would have no use for: it judges routes
+on the last minutes of traffic. A message whose window closed while no report run ran for
+longer than ``lookback`` is not reported as a non-conversion.
+
 The reported timestamp is the moment the window closed, ``sent_at + NON_CONVERSION_AFTER``:
 that is when the message became a non-conversion, it never lies in the future, and it is
 the same whichever run (or how late a run) marks it. A message marked converted later is
@@ -29,16 +36,17 @@ from .conf import get_settings
 from .exceptions import ConversionInputError
 from .models import Conversion, SentMessage
 
+#: How long after a window closed a run still marks the message (see the module docstring).
+DEFAULT_LOOKBACK = timedelta(days=1)
 
-def _batch(
-    cutoff: datetime, window: timedelta, size: int, sent_after: datetime | None
-) -> int | None:
+
+def _batch(cutoff: datetime, window: timedelta, size: int, since: datetime | None) -> int | None:
     """Mark one batch; returns how many conversions this run inserted, None when none is left."""
     heads = SentMessage.objects.filter(
         parent__isnull=True, sent_at__lte=cutoff, conversion__isnull=True
     )
-    if sent_after is not None:
-        heads = heads.filter(sent_at__gt=sent_after)
+    if since is not None:
+        heads = heads.filter(sent_at__gt=since)
     batch = list(heads.order_by("sent_at", "pk").values_list("pk", "sent_at")[:size])
     if not batch:
         return None
@@ -81,31 +89,38 @@ def _batch(
 
 
 def mark_non_conversions(
-    *, now: datetime | None = None, batch_size: int = 500, sent_after: datetime | None = None
+    *,
+    now: datetime | None = None,
+    batch_size: int = 500,
+    lookback: timedelta | None = DEFAULT_LOOKBACK,
 ) -> int:
     """Mark every message older than ``NON_CONVERSION_AFTER`` without a conversion
     ``delivered=False``; returns how many conversions this call created (parts included).
 
-    Does nothing (returns 0) when the setting is ``None``. ``sent_after`` skips older
-    messages, e.g. the history already in the table when the setting is first turned on.
-    The rows are left pending and due: the report run that follows sends them.
+    Does nothing (returns 0) when the setting is ``None``. Only windows that closed within
+    ``lookback`` are considered (``None``: no limit; see the module docstring). The rows
+    are left pending and due: the report run that follows sends them.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConversionInputError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
+    if now is not None and (not isinstance(now, datetime) or timezone.is_naive(now)):
+        raise ConversionInputError("now must be a timezone-aware datetime.")
+    if lookback is not None and (not isinstance(lookback, timedelta) or lookback <= timedelta(0)):
+        raise ConversionInputError(
+            f"lookback must be a positive timedelta or None, got {lookback!r}."
+        )
     window_seconds = get_settings().non_conversion_after
     if window_seconds is None:
         return 0
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConversionInputError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
-    for name, value in (("now", now), ("sent_after", sent_after)):
-        if value is not None and (not isinstance(value, datetime) or timezone.is_naive(value)):
-            raise ConversionInputError(f"{name} must be a timezone-aware datetime.")
     window = timedelta(seconds=window_seconds)
     # Never later than the real now: a window must not be closed ahead of time.
     real_now = timezone.now()
     now = min(now, real_now) if now is not None else real_now
     cutoff = now - window
+    since = cutoff - lookback if lookback is not None else None
     total = 0
     while True:
-        created = _batch(cutoff, window, batch_size, sent_after)
+        created = _batch(cutoff, window, batch_size, since)
         if created is None:
             return total
         total += created

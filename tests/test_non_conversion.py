@@ -114,11 +114,15 @@ def test_a_late_conversion_upgrades_an_unreported_non_conversion() -> None:
     assert Conversion.objects.get(message=message).delivered is True
 
 
-def test_sent_after_skips_history() -> None:
-    sent("0A000000DDDD0009", timedelta(days=90))
+def test_only_windows_closed_within_the_lookback_are_marked() -> None:
+    ancient = sent("0A000000DDDD0009", timedelta(days=90))
     recent = sent("0A000000DDDD0010", timedelta(hours=2))
-    assert mark_non_conversions(sent_after=timezone.now() - timedelta(days=1)) == 1
+    # Default lookback: one day after the window closed. Old history is not reported.
+    assert mark_non_conversions() == 1
     assert list(non_conversions()) == [recent.message_id]
+    assert mark_non_conversions(lookback=timedelta(days=30)) == 0
+    assert mark_non_conversions(lookback=None) == 1
+    assert ancient.message_id in non_conversions()
 
 
 def test_conversion_marked_is_sent_for_each_new_row() -> None:
@@ -154,7 +158,8 @@ def test_work_is_done_in_bounded_batches() -> None:
         ({"batch_size": 0}, "batch_size"),
         ({"batch_size": True}, "batch_size"),
         ({"now": datetime(2024, 1, 1)}, "now must be a timezone-aware"),
-        ({"sent_after": "yesterday"}, "sent_after"),
+        ({"lookback": timedelta(0)}, "lookback"),
+        ({"lookback": 3600}, "lookback"),
     ],
 )
 def test_bad_arguments(kwargs: dict[str, Any], error: str) -> None:
