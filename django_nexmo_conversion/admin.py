@@ -16,7 +16,6 @@ once a table is large (:class:`EstimatedCountPaginator`).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -147,6 +146,15 @@ def status_badge(status: str, label: StrOrPromise) -> str:
     return format_html('<span class="nexmo-badge nexmo-badge--{}">{}</span>', status, label)
 
 
+def can_view_conversions(request: HttpRequest) -> bool:
+    """Django's rule for viewing conversions (the view or the change permission)."""
+    opts = Conversion._meta
+    return any(
+        request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+        for action in ("view", "change")
+    )
+
+
 class ReadOnlyAdminMixin:
     """Nothing here is edited by hand: rows are written by the services only."""
 
@@ -185,6 +193,10 @@ class ConversionAttemptInline(ReadOnlyAdminMixin, AttemptInlineBase):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Attempts are part of the conversion's story: whoever may view it sees them.
+        return can_view_conversions(request)
+
 
 @admin.register(Conversion)
 class ConversionAdmin(ReadOnlyAdminMixin, ConversionAdminBase):
@@ -208,7 +220,10 @@ class ConversionAdmin(ReadOnlyAdminMixin, ConversionAdminBase):
         ("created_at", MarkedDateFilter),
     )
     search_fields = ("message__message_id",)  # shows the box; see get_search_results
-    search_help_text = _("An exact message id, or a recipient's phone number in any format.")
+    search_help_text = _(
+        "An exact message id, or a recipient's phone number in international format "
+        "(spaces, dashes, brackets and a leading + are ignored)."
+    )
     list_select_related = ("message",)
     # Only indexed columns sort; the default order (newest first) is the primary key's.
     sortable_by = ("reported_at",)
@@ -428,6 +443,7 @@ class SentMessageAdmin(ReadOnlyAdminMixin, SentMessageAdminBase):
     search_fields = ("message_id",)  # shows the box; see get_search_results
     search_help_text = ConversionAdmin.search_help_text
     list_select_related = ("conversion", "target_content_type")
+    ordering = ("-sent_at",)  # served by its index
     sortable_by = ("sent_at",)
     show_full_result_count = False
     paginator = EstimatedCountPaginator
@@ -489,11 +505,7 @@ class ConversionDashboardAdmin(DashboardAdminBase):
     """
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        user = request.user
-        return any(
-            user.has_perm(f"{Conversion._meta.app_label}.{action}_{Conversion._meta.model_name}")
-            for action in ("view", "change")
-        )
+        return can_view_conversions(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -519,7 +531,7 @@ class ConversionDashboardAdmin(DashboardAdminBase):
         )
 
 
-__all__: Sequence[str] = [
+__all__ = [
     "ConversionAdmin",
     "ConversionAttemptInline",
     "ConversionDashboardAdmin",

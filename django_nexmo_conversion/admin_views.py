@@ -81,8 +81,10 @@ def retry_conversions(
     request: HttpRequest, model_admin: ConversionAdmin, queryset: QuerySet[Conversion]
 ) -> int:
     """Make the failed and pending ones among ``queryset`` due now; say so."""
+    # Counted first: the selection may be a filter ("failed") that no longer holds after.
+    selected = queryset.count()
     count = services.retry_now(queryset)
-    skipped = queryset.count() - count
+    skipped = selected - count
     if count:
         text = ngettext_lazy(
             "%(count)d conversion is due now. The next report run sends it; "

@@ -15,6 +15,7 @@
 | E010 | ``CELERY_TASK_OPTIONS`` / ``DJANGO_TASKS_USING`` is not a dict  |
 | E011 | ``RATE_LIMIT_CACHE`` is not in ``CACHES``                       |
 | W002 | unknown keys in ``NEXMO_CONVERSION``                            |
+| W003 | webhooks routed but unauthenticated (deploy check: ``--deploy``) |
 """
 
 from __future__ import annotations
@@ -44,3 +45,35 @@ def check_settings(
             level(problem.msg, hint=problem.hint or None, id=f"{CHECK_ID_PREFIX}.{problem.id}")
         )
     return messages
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_webhook_signing(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """W003: the project routes the webhooks but no signature secret authenticates them.
+
+    A deploy check (``manage.py check --deploy``), like Django's own security warnings: on a
+    developer's machine unsigned webhooks are the norm (Vonage signs them only on request).
+    """
+    from django.conf import settings
+    from django.urls import NoReverseMatch, reverse
+
+    from .webhooks import signing_required
+
+    if signing_required(build_settings(getattr(settings, SETTING_NAME, None))):
+        return []
+    try:
+        reverse("django_nexmo_conversion:inbound")
+    except NoReverseMatch:
+        return []  # webhooks not routed: nothing to protect
+    return [
+        checks.Warning(
+            "The inbound and delivery-receipt webhooks accept unsigned requests: no "
+            "SIGNATURE_SECRET is configured, so anyone who finds their URL can mark messages "
+            "converted or forge delivery receipts.",
+            hint="Set NEXMO_CONVERSION['SIGNATURE_SECRET'] (or one per key in ACCOUNTS) and ask "
+            "Vonage support to sign your webhooks; or do not route the webhook URLs.",
+            id=f"{CHECK_ID_PREFIX}.W003",
+        )
+    ]

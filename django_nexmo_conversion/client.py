@@ -159,9 +159,13 @@ def _redact(text: str, account: Account) -> str:
 class Client:
     """Posts reports. One ``requests.Session`` per thread keeps connections alive."""
 
-    def __init__(self, *, base_url: str, timeout: float) -> None:
+    def __init__(self, *, base_url: str, timeout: float, verify: bool | str = True) -> None:
         self.base_url = base_url
         self.timeout = timeout
+        #: ``requests``' ``verify``: True (the system's CAs, via certifi) or a CA bundle path.
+        #: The environment's ``REQUESTS_CA_BUNDLE`` is ignored with the rest of it (below), so
+        #: a backend subclass that must trust a private CA passes its path here.
+        self.verify = verify
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -172,6 +176,7 @@ class Client:
             session.headers["Accept"] = "application/json, text/plain, */*"
             # Proxies or auth from the environment (.netrc) must not redirect our credentials.
             session.trust_env = False
+            session.verify = self.verify
             self._local.session = session
         return session
 

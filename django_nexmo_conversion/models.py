@@ -170,3 +170,48 @@ class ConversionDashboard(Conversion):
         default_permissions = ()
         verbose_name = _("dashboard")
         verbose_name_plural = _("dashboard")
+
+
+class ReplyOutcome(models.TextChoices):
+    """What an inbound SMS came to (see the webhooks section of the README)."""
+
+    CONVERTED = "converted", _("Marked its message converted")
+    ALREADY_CONVERTED = "already_converted", _("Its message was already converted")
+    FILTERED = "filtered", _("Refused by REPLY_FILTER")
+    UNMATCHED = "unmatched", _("No message to that number in the reply window")
+
+
+class InboundMessage(models.Model):
+    """One inbound SMS the webhook received, and what it did: the audit trail of replies.
+
+    ``message_id`` (Vonage's ``messageId``) is unique, so a webhook Vonage sends again changes
+    nothing. Neither the sender's number nor the text is kept: only the keyed hash of the
+    number (as ``SentMessage.recipient_hash``), enough to tell replies from one number apart.
+    """
+
+    message_id = models.CharField(_("message id"), max_length=MESSAGE_ID_MAX_LENGTH, unique=True)
+    sender_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
+    api_key = models.CharField(_("API key"), max_length=64, blank=True, default="")
+    #: When Vonage says the reply came in (its ``message-timestamp``): the conversion's time.
+    replied_at = models.DateTimeField(_("replied at"))
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+    #: The message the reply answers (the first part of a long SMS), if one matched.
+    matched = models.ForeignKey(
+        SentMessage,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="replies",
+        verbose_name=_("answers"),
+    )
+    outcome = models.CharField(_("outcome"), max_length=20, choices=ReplyOutcome.choices)
+
+    class Meta:
+        verbose_name = _("inbound message")
+        verbose_name_plural = _("inbound messages")
+        indexes: ClassVar = [
+            models.Index(fields=["received_at"], name="nexmo_conv_inbound_recv_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} ({self.get_outcome_display()})"

@@ -69,7 +69,7 @@ class RateLimiter:
         now = self.clock()
         state = self._state()
         started = [t for t in state["started"] if t > now - WINDOW]
-        wait = state["next"] - now
+        wait = float(state["next"]) - now
         if len(started) >= self.budget:
             wait = max(wait, started[0] + WINDOW - now)
         if wait > 0:

@@ -433,6 +433,7 @@ def claim(
     if pks is not None:
         candidates = candidates.filter(pk__in=pks)
     features = connection.features
+    chosen: Iterable[int]
     with transaction.atomic():
         if features.has_select_for_update_skip_locked:
             # PostgreSQL, MariaDB >= 10.6, MySQL 8: parallel workers skip each other's rows.
@@ -442,7 +443,7 @@ def claim(
         elif features.allow_sliced_subqueries_with_in:
             # SQLite: one statement. A read followed by a write would have to upgrade its
             # lock, which SQLite refuses at once ("database is locked") under contention.
-            chosen = candidates.values("pk")[:size]
+            chosen = candidates.values_list("pk", flat=True)[:size]
         else:
             chosen = list(candidates.values_list("pk", flat=True)[:size])
         claimed = (

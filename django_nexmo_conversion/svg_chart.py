@@ -116,11 +116,12 @@ def rate_chart(days: Sequence[DayRate], *, width: int = 760, height: int = 240) 
 
     for fraction in GRID:
         y = _num(plot.y(fraction))
+        tick = escape(percent(fraction, digits=0))
         parts.append(
             f'<line class="nexmo-chart__grid" x1="{_num(plot.left)}" '
             f'x2="{_num(width - plot.right)}" y1="{y}" y2="{y}"/>'
             f'<text class="nexmo-chart__axis" x="{_num(plot.left - 6)}" y="{y}" '
-            f'text-anchor="end" dominant-baseline="middle">{escape(percent(fraction, digits=0))}</text>'
+            f'text-anchor="end" dominant-baseline="middle">{tick}</text>'
         )
 
     slot = plot.inner_width / max(len(days), 1)

@@ -32,10 +32,13 @@ def report_conversion(conversion_pk: int) -> str:
 
 
 def report_due(limit: int | None = None) -> str:
-    """The periodic job: retries, leftovers and non-conversions; returns the summary."""
+    """The periodic job: non-conversions, retries and leftovers; returns the summary."""
+    from .non_conversion import mark_non_conversions
     from .services import report_pending
 
-    return report_pending(limit=limit).summary()
+    marked = mark_non_conversions()
+    summary = report_pending(limit=limit).summary()
+    return f"{marked} non-conversion(s) marked; {summary}" if marked else summary
 
 
 # --- Celery -----------------------------------------------------------------------------------

@@ -98,8 +98,8 @@ def test_celery_worker_reports_each_conversion_once_after_commit(
             mark_converted("ROLLEDBACK0001")
             transaction.set_rollback(True)
         assert wait_until(lambda: reported_count() == 20, timeout=60), (
-            (tmp_path / "worker.log").read_text()[-3000:]
-        )
+            tmp_path / "worker.log"
+        ).read_text()[-3000:]
 
     ids = Counter(r.message_id for r in nexmo_sandbox.requests)
     assert len(ids) == 20

@@ -248,12 +248,19 @@ def test_secrets_never_leak(
     # Every column of every row of the app's tables, read raw.
     app = apps.get_app_config("django_nexmo_conversion")
     tables = sorted({m._meta.db_table for m in app.get_models() if not m._meta.proxy})
-    assert len(tables) == 3
+    # Every table of the app is scanned, whatever tables later features add; the ones this
+    # run writes must really hold rows, or the scan would prove nothing.
+    filled = {
+        "django_nexmo_conversion_conversion",
+        "django_nexmo_conversion_conversionattempt",
+        "django_nexmo_conversion_sentmessage",
+    }
+    assert filled <= set(tables)
     with connection.cursor() as cursor:
         for table in tables:
             cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")
             rows = cursor.fetchall()
-            assert rows, table
+            assert rows or table not in filled, table
             for row in rows:
                 assert not leaks(repr(row)), (table, row)
 

@@ -16,6 +16,8 @@ from types import FrameType
 
 from ..signing import LEGACY_METHOD, SIGNATURE_METHODS
 from .server import DEFAULT_API_KEY, DEFAULT_API_SECRET, AccountSpec, ReceivedRequest, Sandbox
+from .webhooks import COMMANDS as WEBHOOK_COMMANDS
+from .webhooks import main as post_webhook
 
 _MAX_ID_CHARS = 80
 
@@ -38,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m django_nexmo_conversion.sandbox",
         description="A local HTTP server that behaves like the Nexmo Conversion API.",
+        epilog="Also: `post-inbound --url URL --from NUMBER --text YES` and `post-receipt --url "
+        "URL --message-id ID --status failed` post a sample Vonage webhook to URL "
+        "(add --help for their options).",
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
@@ -106,7 +111,10 @@ def _sandbox_from(args: argparse.Namespace) -> Sandbox:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in WEBHOOK_COMMANDS:
+        return post_webhook(arguments)  # post-inbound / post-receipt: see sandbox/webhooks.py
+    args = build_parser().parse_args(arguments)
     sandbox = _sandbox_from(args)
     stop_requested = threading.Event()
 

@@ -22,3 +22,15 @@ class SendForm(forms.Form):
 
     def clean_sandbox_answer(self) -> str:
         return self.cleaned_data["sandbox_answer"] or "ok"
+
+
+class ReplyForm(forms.Form):
+    """A reply the sandbox posts to the inbound webhook, as Vonage would."""
+
+    msisdn = forms.CharField(
+        label=_("Reply from"),
+        max_length=32,
+        initial="447700900123",
+        help_text=_("The number a code was sent to."),
+    )
+    text = forms.CharField(label=_("Text"), max_length=160, initial="YES")

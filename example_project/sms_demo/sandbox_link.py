@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from django.utils.translation import gettext_lazy as _
 
 from django_nexmo_conversion.sandbox import Sandbox, ScriptItem
+from django_nexmo_conversion.sandbox.webhooks import PostedWebhook, WebhookSender
 
 #: How the sandbox answers a message's conversion report: key -> (label, scripted answers).
 ANSWERS: dict[str, tuple[str, tuple[ScriptItem, ...]]] = {
@@ -71,3 +72,11 @@ def received(limit: int = 10) -> list[Received]:
             )
         )
     return rows
+
+
+def post_reply(*, url: str, msisdn: str, text: str) -> PostedWebhook:
+    """Have the sandbox play Vonage: post an inbound SMS from ``msisdn`` to ``url``, signed
+    with its account's signature secret if it has one (the demo's has none)."""
+    sandbox = attached()
+    sender = WebhookSender.for_sandbox(sandbox) if sandbox is not None else WebhookSender()
+    return sender.inbound(url, msisdn=msisdn, text=text)

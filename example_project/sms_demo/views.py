@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -13,7 +14,7 @@ from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.models import SentMessage
 
 from . import sandbox_link, selectors, services
-from .forms import SendForm
+from .forms import ReplyForm, SendForm
 
 
 def _render_home(request: HttpRequest, form: SendForm, status: int = 200) -> HttpResponse:
@@ -26,8 +27,14 @@ def _render_home(request: HttpRequest, form: SendForm, status: int = 200) -> Htt
         "received": sandbox_link.received(),
         "base_url": settings.NEXMO_CONVERSION["BASE_URL"],
         "dispatch": settings.NEXMO_CONVERSION["DISPATCH"],
+        "reply_form": ReplyForm(),
+        "inbound_url": _inbound_url(request),
     }
     return render(request, "sms_demo/home.html", context, status=status)
+
+
+def _inbound_url(request: HttpRequest) -> str:
+    return request.build_absolute_uri(reverse("django_nexmo_conversion:inbound"))
 
 
 @require_GET
@@ -81,5 +88,29 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         _("Conversion of %(id)s is due again; the report loop sends it within a second or two.")
         % {"id": message.message_id},
+    )
+    return redirect("sms_demo:home")
+
+
+@require_POST
+def reply(request: HttpRequest) -> HttpResponse:
+    """The sandbox posts a reply to our own inbound webhook; the app does the rest."""
+    form = ReplyForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Give a number and a text to reply with."))
+        return redirect("sms_demo:home")
+    url = _inbound_url(request)
+    posted = sandbox_link.post_reply(
+        url=url, msisdn=form.cleaned_data["msisdn"], text=form.cleaned_data["text"]
+    )
+    messages.info(
+        request,
+        _("The sandbox posted the reply “%(text)s” from %(from)s to %(url)s: answered %(status)s.")
+        % {
+            "text": form.cleaned_data["text"],
+            "from": form.cleaned_data["msisdn"],
+            "url": url,
+            "status": posted.status,
+        },
     )
     return redirect("sms_demo:home")

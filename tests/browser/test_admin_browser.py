@@ -39,7 +39,9 @@ def test_find_failed_retry_them_and_read_the_dashboard(
     chart = page.locator("svg.nexmo-chart")
     assert chart.is_visible()
     box = chart.bounding_box()
-    assert box is not None and box["width"] > 400 and box["height"] > 100
+    assert box is not None
+    assert box["width"] > 400
+    assert box["height"] > 100
     assert page.locator("svg.nexmo-chart g.nexmo-chart__day").count() == 30
     assert page.locator("svg.nexmo-chart rect.nexmo-chart__bar").count() == 29  # a quiet day
     assert page.locator("svg.nexmo-chart line.nexmo-chart__empty").count() == 1
@@ -82,6 +84,7 @@ def test_find_failed_retry_them_and_read_the_dashboard(
     message = page.locator("ul.messagelist li.success")
     message.wait_for()
     assert f"{len(failed_before)} conversions are due now" in message.inner_text()
+    assert page.locator("ul.messagelist li.warning").count() == 0
     assert page.locator("#result_list .nexmo-badge--failed").count() == 0
 
     retried = Conversion.objects.filter(pk__in=failed_before)
