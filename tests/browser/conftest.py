@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 INSTALL_HINT = (
-    "install them with `apt-get update && apt-get install -y chromium` and "
+    "install chromium and playwright with `apt-get update && apt-get install -y chromium` and "
     "`.venv/bin/pip install playwright` (no `playwright install`: the system chromium is used)"
 )
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
