@@ -38,6 +38,7 @@ from .models import (
     Conversion,
     ConversionAttempt,
     ConversionDashboard,
+    InboundMessage,
     SentMessage,
     Status,
 )
@@ -51,11 +52,13 @@ if TYPE_CHECKING:
     ConversionAdminBase = admin.ModelAdmin[Conversion]
     SentMessageAdminBase = admin.ModelAdmin[SentMessage]
     DashboardAdminBase = admin.ModelAdmin[ConversionDashboard]
+    InboundMessageAdminBase = admin.ModelAdmin[InboundMessage]
     PaginatorBase = Paginator[Any]
 else:
     PaginatorBase = Paginator
     AttemptInlineBase = admin.TabularInline
     ConversionAdminBase = SentMessageAdminBase = DashboardAdminBase = admin.ModelAdmin
+    InboundMessageAdminBase = admin.ModelAdmin
 
 #: How long the "last error" column may get before it is cut (the full text is its tooltip).
 SHORT_ERROR_LENGTH = 120
@@ -231,37 +234,7 @@ class ConversionAdmin(ReadOnlyAdminMixin, ConversionAdminBase):
     paginator = EstimatedCountPaginator
     list_per_page = 50
     actions = ("retry_now", "report_now")
-    fieldsets = (
-        (
-            None,
-            {
-                "fields": (
-                    "message_link",
-                    "channel_column",
-                    "recipient_column",
-                    "api_key_column",
-                    "target_column",
-                    "delivered",
-                    "timestamp",
-                    "marked_at",
-                )
-            },
-        ),
-        (
-            _("Reporting"),
-            {
-                "fields": (
-                    "status_column",
-                    "attempt_count",
-                    "next_attempt_at",
-                    "last_status_code",
-                    "last_error",
-                    "reported_at",
-                )
-            },
-        ),
-    )
-    readonly_fields = (
+    _message_fields = (
         "message_link",
         "channel_column",
         "recipient_column",
@@ -270,6 +243,8 @@ class ConversionAdmin(ReadOnlyAdminMixin, ConversionAdminBase):
         "delivered",
         "timestamp",
         "marked_at",
+    )
+    _reporting_fields = (
         "status_column",
         "attempt_count",
         "next_attempt_at",
@@ -277,6 +252,12 @@ class ConversionAdmin(ReadOnlyAdminMixin, ConversionAdminBase):
         "last_error",
         "reported_at",
     )
+    fieldsets = (
+        (None, {"fields": _message_fields}),
+        (_("Reporting"), {"fields": _reporting_fields}),
+    )
+    # Everything shown is read-only: reported data is a record, not a form.
+    readonly_fields = _message_fields + _reporting_fields
     inlines = (ConversionAttemptInline,)
 
     class Media:
@@ -538,3 +519,17 @@ __all__ = [
     "EstimatedCountPaginator",
     "SentMessageAdmin",
 ]
+
+
+@admin.register(InboundMessage)
+class InboundMessageAdmin(ReadOnlyAdminMixin, InboundMessageAdminBase):
+    """The audit trail of replies the inbound webhook received (no number, no text is kept)."""
+
+    list_display = ("message_id", "outcome", "matched", "replied_at", "received_at", "api_key")
+    list_filter = ("outcome",)
+    list_select_related = ("matched",)
+    search_fields = ("=message_id",)
+    show_full_result_count = False
+    date_hierarchy = "received_at"
+    fields = ("message_id", "outcome", "matched", "replied_at", "received_at", "api_key")
+    readonly_fields = fields

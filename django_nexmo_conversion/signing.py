@@ -54,4 +54,6 @@ def verify(params: Mapping[str, object], *, secret: str, method: str = LEGACY_ME
     given = str(params.get("sig", "")).lower()
     if not given:
         return False
-    return hmac.compare_digest(given, sign(params, secret=secret, method=method))
+    # As bytes: compare_digest refuses non-ASCII text, and a forged sig may well be that.
+    expected = sign(params, secret=secret, method=method)
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("ascii"))

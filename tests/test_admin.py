@@ -641,3 +641,32 @@ def test_no_admin_page_shows_a_secret(admin_client, nexmo_sandbox, settings):
     for text in texts:
         assert SECRET not in text
         assert SIGNING_SECRET not in text
+
+
+def test_inbound_messages_are_listed_read_only(admin_client):
+    from django_nexmo_conversion.models import InboundMessage, ReplyOutcome
+
+    sent = SentMessageFactory(message_id="REPLIEDTO0001")
+    InboundMessage.objects.create(
+        message_id="INBOUND0001",
+        replied_at=timezone.now(),
+        matched=sent,
+        outcome=ReplyOutcome.CONVERTED,
+    )
+    InboundMessage.objects.create(
+        message_id="INBOUND0002", replied_at=timezone.now(), outcome=ReplyOutcome.UNMATCHED
+    )
+    changelist = admin_client.get("/admin/django_nexmo_conversion/inboundmessage/")
+    assert changelist.status_code == 200
+    page = changelist.content.decode()
+    assert "INBOUND0001" in page and "INBOUND0002" in page and "REPLIEDTO0001" in page
+    filtered = admin_client.get(
+        "/admin/django_nexmo_conversion/inboundmessage/", {"outcome": "unmatched"}
+    )
+    assert "INBOUND0002" in filtered.content.decode()
+    assert "INBOUND0001" not in filtered.content.decode()
+    # No add page, and the change page has no form to save.
+    assert admin_client.get("/admin/django_nexmo_conversion/inboundmessage/add/").status_code == 403
+    pk = InboundMessage.objects.get(message_id="INBOUND0001").pk
+    change = admin_client.post(f"/admin/django_nexmo_conversion/inboundmessage/{pk}/change/", {})
+    assert change.status_code == 403

@@ -140,3 +140,8 @@ def test_agrees_with_the_vonage_sdk(method: str) -> None:
         # And the SDK's own check accepts what we produce.
         signed = {**params, "sig": sign(params, secret=secret, method=method)}
         assert auth.check_signature(signed) is True
+
+
+def test_verify_refuses_a_non_ascii_signature_without_crashing():
+    params = {"api_key": "abc123", "message-id": "X", "sig": "é" * 32}
+    assert verify(params, secret="s3cr3t") is False
