@@ -6,7 +6,7 @@ EXTRAS ?= dev
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-sqlite test-postgres lint types check clean
+.PHONY: demo test lint types check matrix ci-matrix clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,5 +31,14 @@ types: $(STAMP)
 check: lint types
 	$(BIN)/python -m django makemigrations --check --dry-run --settings=tests.settings --pythonpath=.
 
+# Every supported Python x Django x database, plus lint, types and package (CONTRIBUTING.md).
+matrix: $(STAMP)
+	$(BIN)/nox
+
+# The subset CI runs: lint, types, package, and the oldest and newest Python/Django pairs on
+# SQLite, PostgreSQL and MariaDB.
+ci-matrix: $(STAMP)
+	$(BIN)/nox -t ci
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov dist build
+	rm -rf $(VENV) .nox .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov dist build

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from django.core.cache import cache
 
@@ -38,7 +40,7 @@ def test_budget_is_just_under_the_rate_and_evenly_spaced(fake):
     limiter = RateLimiter(20, clock=fake.clock, sleep=fake.sleep)
     times = starts(limiter, fake, 60)
     assert limiter.budget == 19
-    gaps = {round(b - a, 6) for a, b in zip(times, times[1:], strict=False)}
+    gaps = {round(b - a, 6) for a, b in pairwise(times)}
     assert gaps == {round(1 / 19, 6)}
     # No one-second window holds more than the budget.
     assert max(sum(1 for t in times if s <= t < s + 1) for s in times) == 19
@@ -63,7 +65,7 @@ def test_late_wakers_cannot_burst(fake):
     fake.now += 0.01
     more = starts(limiter, fake, 4)
     everything = [*more]
-    assert all(b - a >= 1 / 4 - 1e-9 for a, b in zip(everything, everything[1:], strict=False))
+    assert all(b - a >= 1 / 4 - 1e-9 for a, b in pairwise(everything))
 
 
 def test_429_pauses_everyone_for_retry_after(fake):
