@@ -530,6 +530,6 @@ class InboundMessageAdmin(ReadOnlyAdminMixin, InboundMessageAdminBase):
     list_select_related = ("matched",)
     search_fields = ("=message_id",)
     show_full_result_count = False
-    date_hierarchy = "received_at"
+    # No date_hierarchy: on MySQL/MariaDB it needs the server's time zone tables loaded.
     fields = ("message_id", "outcome", "matched", "replied_at", "received_at", "api_key")
     readonly_fields = fields
