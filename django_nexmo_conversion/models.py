@@ -56,6 +56,9 @@ class SentMessage(models.Model):
         related_name="parts",
         verbose_name=_("first part"),
     )
+    #: True on the first part of a long SMS, so marking a single message need not look for
+    #: parts (one query less on the request path).
+    has_parts = models.BooleanField(default=False, editable=False)
     #: From the latest delivery receipt: delivered, failed, expired, rejected, ...
     delivery_status = models.CharField(_("delivery status"), max_length=16, blank=True, default="")
     delivery_error_code = models.CharField(

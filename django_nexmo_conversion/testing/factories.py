@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from django.utils import timezone
 from factory.declarations import LazyFunction, Sequence, SubFactory
@@ -25,6 +26,16 @@ class SentMessageFactory(DjangoModelFactory[SentMessage]):
     channel = "sms"
     recipient = Sequence(lambda n: f"4477009{n:05d}")
     sent_at = LazyFunction(timezone.now)
+
+    @classmethod
+    def _create(cls, model_class: type[SentMessage], *args: Any, **kwargs: Any) -> SentMessage:
+        message: SentMessage = super()._create(model_class, *args, **kwargs)
+        # A part made with parent= belongs to a long SMS: flag its first part, as
+        # record_sms_response does, so marking either marks both.
+        if message.parent is not None and not message.parent.has_parts:
+            SentMessage.objects.filter(pk=message.parent.pk).update(has_parts=True)
+            message.parent.has_parts = True
+        return message
 
 
 class ConversionFactory(DjangoModelFactory[Conversion]):
