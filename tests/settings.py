@@ -94,6 +94,10 @@ elif DB == "mariadb":
 else:
     raise RuntimeError(f"NEXMO_TEST_DB must be sqlite, postgres or mariadb, got {DB!r}")
 
+# Two runs on one server (say, two checkouts) each need their own test database.
+if os.environ.get("NEXMO_TEST_DB_TEST_NAME") and DB != "sqlite":
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["NEXMO_TEST_DB_TEST_NAME"]}
+
 # Worker subprocesses started by tests connect straight to the test database by name.
 if os.environ.get("NEXMO_TEST_DB_NAME"):
     DATABASES["default"]["NAME"] = os.environ["NEXMO_TEST_DB_NAME"]
@@ -121,6 +125,7 @@ NEXMO_CONVERSION = {
 # Queue integrations (tests/test_queues.py).
 CELERY_BROKER_URL = os.environ.get("NEXMO_TEST_BROKER_URL", "redis://127.0.0.1:6379/14")
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("NEXMO_TEST_CELERY_QUEUE", "celery")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = False
 if os.environ.get("NEXMO_TEST_BEAT_INTERVAL"):
     CELERY_BEAT_SCHEDULE = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections import Counter
 
@@ -59,6 +60,10 @@ def reported_count() -> int:
     return Conversion.objects.filter(status=Status.REPORTED).count()
 
 
+#: A queue of this run's own, so two test runs sharing a broker never take each other's tasks.
+QUEUE = f"nexmo-conversion-tests-{os.getpid()}"
+
+
 def celery_worker(*extra: str) -> list[str]:
     return [
         sys.executable,
@@ -72,6 +77,7 @@ def celery_worker(*extra: str) -> list[str]:
         "--without-gossip",
         "--without-mingle",
         "--loglevel=INFO",
+        f"--queues={QUEUE}",
         *extra,
     ]
 
@@ -83,7 +89,11 @@ def test_celery_worker_reports_each_conversion_once_after_commit(
     name, host, port, url = BROKERS[broker]
     require_service(name, host, port)
     app = celery_producer(url)
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "DISPATCH": "celery"}
+    settings.NEXMO_CONVERSION = {
+        **settings.NEXMO_CONVERSION,
+        "DISPATCH": "celery",
+        "CELERY_TASK_OPTIONS": {"queue": QUEUE},
+    }
     # Purge what an earlier, interrupted run may have left in the queue.
     app.control.purge()
     env = worker_env(sandbox_settings(nexmo_sandbox), NEXMO_TEST_BROKER_URL=url)
@@ -113,7 +123,12 @@ def test_celery_beat_reports_what_is_due(nexmo_sandbox, tmp_path, celery_produce
     celery_producer(BROKERS["redis"][3]).control.purge()
     for n in range(5):
         mark_converted(f"BEAT{n:04d}")  # DISPATCH is "manual" in the test settings
-    env = worker_env(sandbox_settings(nexmo_sandbox), NEXMO_TEST_BEAT_INTERVAL="0.5")
+    # Beat sends to the default queue: make that this run's queue too.
+    env = worker_env(
+        sandbox_settings(nexmo_sandbox),
+        NEXMO_TEST_BEAT_INTERVAL="0.5",
+        NEXMO_TEST_CELERY_QUEUE=QUEUE,
+    )
     schedule = tmp_path / "beat-schedule"
     with running(
         celery_worker("--beat", f"--schedule={schedule}"),
