@@ -111,6 +111,19 @@ def build(*, now: datetime | None = None, seed: int = 7, max_attempts: int = 8) 
         )
         conversions.append(conversion)
         plans.append((conversion, attempts))
+    # The top of the list must show a pending row whatever the time of day: today's sends
+    # fall between 07:00 and 21:00, so early in the day nothing may be 20 minutes old.
+    newest = sorted(range(len(plans)), key=lambda i: plans[i][0].created_at, reverse=True)[:5]
+    if not any(plans[i][0].status == Status.PENDING for i in newest):
+        for i in [i for i in newest if plans[i][0].status == Status.REPORTED][:2]:
+            conversion = plans[i][0]
+            conversion.status = Status.PENDING
+            conversion.attempt_count = 1
+            conversion.last_status_code = 503
+            conversion.last_error = UNAVAILABLE
+            conversion.next_attempt_at = conversion.timestamp + timedelta(minutes=2)
+            conversion.reported_at = None
+            plans[i] = (conversion, [(503, Outcome.TRANSIENT, UNAVAILABLE)])
     Conversion.objects.bulk_create(conversions)
 
     rows: list[ConversionAttempt] = []
