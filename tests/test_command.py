@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 import time
+from contextlib import closing
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -282,7 +283,8 @@ class Project:
         return [sys.executable, "-m", "django", "report_conversions", *args]
 
     def rows(self) -> list[tuple[str, str, int, str]]:
-        with sqlite3.connect(self.db) as db:
+        # closing(): sqlite3's own context manager commits but never closes the connection.
+        with closing(sqlite3.connect(self.db)) as db:
             return db.execute(
                 "SELECT m.message_id, c.status, c.attempt_count, c.claim_token "
                 "FROM django_nexmo_conversion_conversion c "
