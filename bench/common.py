@@ -24,6 +24,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -352,8 +354,8 @@ def https_settings(sandbox: Any, **overrides: Any) -> dict[str, Any]:
     return {
         "BACKEND": "bench.tls.TrustingHttpBackend",
         "BASE_URL": sandbox.base_url,
-        "API_KEY": "sandbox-key",
-        "API_SECRET": "sandbox-secret",
+        "API_KEY": DEFAULT_API_KEY,
+        "API_SECRET": DEFAULT_API_SECRET,
         **overrides,
     }
 

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -53,8 +55,8 @@ def sandbox_settings(sandbox: Any, **overrides: Any) -> dict[str, Any]:
     return {
         "BACKEND": "django_nexmo_conversion.backends.http.HttpBackend",
         "BASE_URL": sandbox.base_url,
-        "API_KEY": "sandbox-key",
-        "API_SECRET": "sandbox-secret",
+        "API_KEY": DEFAULT_API_KEY,
+        "API_SECRET": DEFAULT_API_SECRET,
         **overrides,
     }
 
