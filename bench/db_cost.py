@@ -26,8 +26,8 @@ def statements_per_conversion(count: int, concurrency: int) -> tuple[float, dict
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    from django_nexmo_conversion import report_pending
     from django_nexmo_conversion.models import ConversionAttempt
-    from django_nexmo_conversion.services import report_pending
 
     common.reset()
     common.load_pending(count)

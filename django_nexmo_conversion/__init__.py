@@ -12,13 +12,8 @@ from .__about__ import __version__
 
 if TYPE_CHECKING:
     from .links import conversion_link
-    from .services import (
-        ReportResult,
-        mark_converted,
-        record_message,
-        record_sms_response,
-        report_pending,
-    )
+    from .marking import mark_converted, record_message, record_sms_response
+    from .reporting.engine import ReportResult, report_pending
     from .triggers import convert_when
 
 __all__ = [
@@ -32,24 +27,21 @@ __all__ = [
     "report_pending",
 ]
 
+#: The public names, by the module that defines them (imported on first use).
 _LAZY = {
-    "ReportResult",
-    "mark_converted",
-    "record_message",
-    "record_sms_response",
-    "report_pending",
+    "ReportResult": "reporting.engine",
+    "conversion_link": "links",
+    "convert_when": "triggers",
+    "mark_converted": "marking",
+    "record_message": "marking",
+    "record_sms_response": "marking",
+    "report_pending": "reporting.engine",
 }
-#: Public names that live outside ``services``: name -> module.
-_LAZY_ELSEWHERE = {"conversion_link": "links", "convert_when": "triggers"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from . import services
-
-        return getattr(services, name)
-    if name in _LAZY_ELSEWHERE:
         from importlib import import_module
 
-        return getattr(import_module(f".{_LAZY_ELSEWHERE[name]}", __name__), name)
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

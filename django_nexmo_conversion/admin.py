@@ -33,7 +33,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
-from . import admin_views, selectors
+from . import admin_views, queries
 from .models import (
     Conversion,
     ConversionAttempt,
@@ -128,7 +128,7 @@ class LastAnswerFilter(admin.SimpleListFilter):
         ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
-        query = selectors.last_answer_query(self.value())
+        query = queries.last_answer_query(self.value())
         return queryset if query is None else queryset.filter(query)
 
 

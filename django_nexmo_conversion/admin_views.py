@@ -23,9 +23,10 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 from django.views.decorators.http import require_POST
 
-from . import selectors, services, svg_chart
+from . import marking, queries, svg_chart
 from .conf import setting
 from .models import Conversion, Status
+from .reporting import engine
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -67,7 +68,7 @@ def account_error_fix(status_code: int | None) -> StrOrPromise:
 
 def halt_context() -> dict[str, Any]:
     """Template context for the "reporting is stopped" banner (empty values when it is not)."""
-    halt = selectors.latest_halt()
+    halt = queries.latest_halt()
     return {
         "nexmo_halt": halt,
         "nexmo_halt_fix": account_error_fix(halt.status_code) if halt else "",
@@ -83,7 +84,7 @@ def retry_conversions(
     """Make the failed and pending ones among ``queryset`` due now; say so."""
     # Counted first: the selection may be a filter ("failed") that no longer holds after.
     selected = queryset.count()
-    count = services.retry_now(queryset)
+    count = marking.retry_now(queryset)
     skipped = selected - count
     if count:
         text = ngettext_lazy(
@@ -106,7 +107,7 @@ def retry_conversions(
 
 def report_conversions_now(
     request: HttpRequest, model_admin: ConversionAdmin, queryset: QuerySet[Conversion]
-) -> services.ReportResult | None:
+) -> engine.ReportResult | None:
     """Report the failed and pending ones among ``queryset`` now, in this request (failed
     ones with a fresh attempt budget, as *Retry now* gives), and say what happened."""
     candidates = queryset.filter(status__in=[Status.PENDING, Status.FAILED]).order_by()
@@ -125,9 +126,9 @@ def report_conversions_now(
             messages.WARNING,
         )
         return None
-    services.retry_now(Conversion.objects.filter(pk__in=pks))
+    marking.retry_now(Conversion.objects.filter(pk__in=pks))
     try:
-        result = services.report_pending(pks=pks)
+        result = engine.report_pending(pks=pks)
     except ImproperlyConfigured as exc:
         # The settings' own message: it names the setting to fix and never holds a secret.
         text = _("Nothing was sent: %(problem)s") % {"problem": exc}
@@ -138,7 +139,7 @@ def report_conversions_now(
     return result
 
 
-def describe_result(result: services.ReportResult) -> tuple[int, str]:
+def describe_result(result: engine.ReportResult) -> tuple[int, str]:
     """The admin message for a report run: its level and text."""
     counts = _("Reported %(reported)d, will retry %(retrying)d, failed %(failed)d.") % {
         "reported": result.reported,
@@ -213,7 +214,7 @@ def dashboard(request: HttpRequest, model_admin: ConversionAdmin) -> HttpRespons
     def filtered(**params: str) -> str:
         return f"{changelist}?{urlencode(params)}"
 
-    counts = selectors.status_counts()
+    counts = queries.status_counts()
     statuses = [
         {
             "value": status.value,
@@ -223,16 +224,16 @@ def dashboard(request: HttpRequest, model_admin: ConversionAdmin) -> HttpRespons
         }
         for status in Status
     ]
-    days = selectors.daily_conversion_rates(days=CHART_DAYS)
+    days = queries.daily_conversion_rates(days=CHART_DAYS)
     average = svg_chart.overall_rate(days)
     failures = [
         {
             "reason": reason,
             "url": filtered(
-                status__exact=Status.FAILED, answer=selectors.last_answer_kind(reason.status_code)
+                status__exact=Status.FAILED, answer=queries.last_answer_kind(reason.status_code)
             ),
         }
-        for reason in selectors.top_failure_reasons(limit=TOP_FAILURES)
+        for reason in queries.top_failure_reasons(limit=TOP_FAILURES)
     ]
     context = {
         **model_admin.admin_site.each_context(request),
@@ -245,7 +246,7 @@ def dashboard(request: HttpRequest, model_admin: ConversionAdmin) -> HttpRespons
         "changelist_url": changelist,
         "statuses": statuses,
         "total": sum(counts.values()),
-        "windows": selectors.window_counts(),
+        "windows": queries.window_counts(),
         "chart": svg_chart.rate_chart(days),
         "days": days,
         "chart_days": CHART_DAYS,

@@ -23,3 +23,20 @@ class Outcome(models.TextChoices):
     REJECTED = "rejected", _("Rejected (parameters)")
     TRANSIENT = "transient", _("Transient error")
     ACCOUNT_ERROR = "account_error", _("Account error")
+
+
+class ReplyOutcome(models.TextChoices):
+    """What an inbound SMS came to (see the webhooks section of the README)."""
+
+    CONVERTED = "converted", _("Marked its message converted")
+    ALREADY_CONVERTED = "already_converted", _("Its message was already converted")
+    FILTERED = "filtered", _("Refused by REPLY_FILTER")
+    UNMATCHED = "unmatched", _("No message to that number in the reply window")
+
+
+class MarkOutcome(models.TextChoices):
+    """What one ``mark_converted`` call did to the conversion it returns (never stored)."""
+
+    CREATED = "created", _("Created")
+    UPGRADED = "upgraded", _("Upgraded to delivered=True")
+    FOUND = "found", _("Already marked")

@@ -1,6 +1,7 @@
-"""What goes on the wire, one POST, and what Nexmo's answer means.
+"""One POST to the Conversion API with ``requests``, and which outcome its answer is.
 
-Nothing here touches the database: it runs in worker threads.
+What the request carries is built by ``wire``. Nothing here touches the database: it runs
+in worker threads.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import email.utils
 import json
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote_plus
@@ -18,69 +18,11 @@ import requests
 
 from .__about__ import __version__
 from .choices import Outcome
-from .conf import Account
-from .exceptions import ConversionInputError
-from .signing import sign
+from .wire import Account, Answer, Report, build_params, endpoint
 
 USER_AGENT = f"django-nexmo-conversion/{__version__} python-requests/{requests.__version__}"
-WIRE_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 #: How much of an error answer we keep: enough to read the cause, never a whole HTML page.
 ERROR_TEXT_LIMIT = 300
-
-
-@dataclass(frozen=True)
-class Report:
-    """One conversion as Nexmo receives it."""
-
-    channel: str
-    message_id: str
-    delivered: bool
-    timestamp: datetime
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The outcome of one attempt, free of secrets."""
-
-    outcome: str
-    status_code: int | None = None
-    error: str = ""
-    #: Seconds Nexmo asked us to wait (``Retry-After``), when it said.
-    retry_after: float | None = None
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    duration: float = 0.0
-
-
-def wire_timestamp(value: datetime) -> str:
-    """``YYYY-MM-DD HH:MM:SS`` in UTC; a naive datetime is ambiguous and refused."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ConversionInputError(
-            "timestamp must be timezone-aware (a naive datetime's zone is unknown); "
-            "use django.utils.timezone.now() or attach a tzinfo."
-        )
-    return value.astimezone(timezone.utc).strftime(WIRE_TIMESTAMP_FORMAT)
-
-
-def build_params(report: Report, account: Account) -> dict[str, str]:
-    """The form fields for ``report``, with the account's credentials or signature."""
-    params = {
-        "api_key": account.api_key,
-        "message-id": report.message_id,
-        "delivered": "true" if report.delivered else "false",
-        "timestamp": wire_timestamp(report.timestamp),
-    }
-    if account.signature_secret:
-        # Signed requests never carry the secret itself.
-        params["sig"] = sign(
-            params, secret=account.signature_secret, method=account.signature_method
-        )
-    else:
-        params["api_secret"] = account.api_secret or ""
-    return params
-
-
-def endpoint(base_url: str, channel: str) -> str:
-    return f"{base_url.rstrip('/')}/conversions/{channel}"
 
 
 def parse_retry_after(value: str | None) -> float | None:

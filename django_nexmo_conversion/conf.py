@@ -2,16 +2,17 @@
 
 Read them with :func:`get_settings`; the result is cached and rebuilt whenever Django's
 ``setting_changed`` signal says ``NEXMO_CONVERSION`` changed (``override_settings`` in tests).
-Problems are collected by :func:`find_problems` so the system checks and the
-``ImproperlyConfigured`` raised at use time say the same thing, naming the setting to fix.
+Each key has a parser in ``SPECS``; the problems they find are kept on the result, so the
+system checks and the ``ImproperlyConfigured`` raised at use time say the same thing, naming
+the setting to fix. This module knows no consumer of the settings.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +24,9 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from .signing import SIGNATURE_METHODS
+from .wire import Account
+
+__all__ = ["Account", "ConversionSettings", "Problem", "build_settings", "get_settings", "setting"]
 
 SETTING_NAME = "NEXMO_CONVERSION"
 
@@ -81,24 +85,6 @@ _LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
 def setting(key: str) -> str:
     """The user-facing name of a key, for error messages: ``NEXMO_CONVERSION['KEY']``."""
     return f"{SETTING_NAME}[{key!r}]"
-
-
-@dataclass(frozen=True)
-class Account:
-    """Credentials for one API key. The repr never shows a secret."""
-
-    api_key: str
-    api_secret: str | None = field(default=None, repr=False)
-    signature_secret: str | None = field(default=None, repr=False)
-    signature_method: str = "md5hash"
-
-    @property
-    def signed(self) -> bool:
-        return bool(self.signature_secret)
-
-    def __repr__(self) -> str:
-        auth = f"signed ({self.signature_method})" if self.signed else "key+secret"
-        return f"Account(api_key={self.api_key!r}, {auth})"
 
 
 @dataclass(frozen=True)
@@ -177,34 +163,136 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _number(
-    raw: Mapping[str, Any], key: str, problems: list[Problem], *, minimum: float, allow_none: bool
-) -> float | None:
-    value = raw[key]
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        problems.append(
-            Problem(
+def _problem(problems: list[Problem], check_id: str, msg: str, hint: str = "") -> None:
+    problems.append(Problem(check_id, msg, hint))
+
+
+# --- one parser per kind of value: (key, raw value, problems) -> the resolved value -----------
+
+Parser = Callable[[str, Any, list[Problem]], Any]
+
+
+def number(*, minimum: float, default: float | None, whole: bool = False) -> Parser:
+    """A number >= ``minimum``; ``default=None`` means None is allowed (the feature is off)."""
+
+    def parse(key: str, value: Any, problems: list[Problem]) -> float | None:
+        if value is None and default is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+            _problem(
+                problems,
                 "E005",
                 f"{setting(key)} must be a number >= {minimum:g}, got {value!r}.",
                 "Fix the value in your NEXMO_CONVERSION setting.",
             )
+            return default
+        if whole and isinstance(value, float):
+            _problem(problems, "E005", f"{setting(key)} must be a whole number.")
+        return int(value) if whole else float(value)
+
+    return parse
+
+
+def choice(options: tuple[str, ...], check_id: str) -> Parser:
+    def parse(key: str, value: Any, problems: list[Problem]) -> str:
+        if value not in options:
+            _problem(
+                problems, check_id, f"{setting(key)} {value!r} is not one of {', '.join(options)}."
+            )
+        return str(value)
+
+    return parse
+
+
+def keyword_arguments(key: str, value: Any, problems: list[Problem]) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        _problem(problems, "E010", f"{setting(key)} must be a dict of keyword arguments.")
+        return {}
+    return dict(value)
+
+
+def dotted_path(key: str, value: Any, problems: list[Problem]) -> str:
+    try:
+        import_string(str(value))
+    except ImportError as exc:
+        _problem(problems, "E007", f"{setting(key)} {value!r} cannot be imported: {exc}.")
+    return str(value)
+
+
+def optional_dotted_path(key: str, value: Any, problems: list[Problem]) -> str | None:
+    return None if value is None else dotted_path(key, value, problems)
+
+
+def host_names(key: str, value: Any, problems: list[Problem]) -> tuple[str, ...]:
+    if (
+        isinstance(value, str)
+        or not isinstance(value, (Iterable, type(None)))
+        or not all(isinstance(h, str) for h in value or ())
+    ):
+        _problem(problems, "E009", f"{setting(key)} must be a list of host names.")
+        return ()
+    return tuple(value or ())
+
+
+def base_url(key: str, value: Any, problems: list[Problem]) -> str:
+    url = str(value or "").rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        _problem(problems, "E002", f"{setting(key)} {url!r} is not an http(s) URL.")
+    elif parts.scheme == "http" and not _is_loopback(parts.hostname):
+        _problem(
+            problems,
+            "E002",
+            f"{setting(key)} must use https; plain http is allowed only for loopback "
+            f"hosts, got {parts.hostname!r}.",
+            "Credentials travel in the request body: never send them unencrypted.",
         )
-        return None
-    return float(value)
+    return url
+
+
+def text(key: str, value: Any, problems: list[Problem]) -> str:
+    return str(value)
+
+
+def flag(key: str, value: Any, problems: list[Problem]) -> bool:
+    return bool(value)
+
+
+#: Every key but the credentials (see :func:`_accounts`): its parser, by ``ConversionSettings``
+#: field name. The defaults are in ``DEFAULTS``.
+SPECS: dict[str, tuple[str, Parser]] = {
+    "BASE_URL": ("base_url", base_url),
+    "TIMEOUT": ("timeout", number(minimum=0.001, default=10.0)),
+    "MAX_ATTEMPTS": ("max_attempts", number(minimum=1, default=8, whole=True)),
+    "RETRY_BACKOFF": ("retry_backoff", number(minimum=0, default=60.0)),
+    "RETRY_BACKOFF_MAX": ("retry_backoff_max", number(minimum=0, default=21600.0)),
+    "DISPATCH": ("dispatch", choice(DISPATCH_MODES, "E004")),
+    "CONCURRENCY": ("concurrency", number(minimum=1, default=8, whole=True)),
+    "RATE_LIMIT": ("rate_limit", number(minimum=0, default=0.0)),
+    "BACKEND": ("backend", dotted_path),
+    "NON_CONVERSION_AFTER": ("non_conversion_after", number(minimum=1, default=None)),
+    "CELERY_TASK_OPTIONS": ("celery_task_options", keyword_arguments),
+    "DJANGO_TASKS_USING": ("django_tasks_using", keyword_arguments),
+    "RATE_LIMIT_CACHE": ("rate_limit_cache", text),
+    "RECIPIENT_STORAGE": ("recipient_storage", choice(RECIPIENT_STORAGE_MODES, "E008")),
+    "LINK_ALLOWED_HOSTS": ("link_allowed_hosts", host_names),
+    "LINK_MAX_AGE": ("link_max_age", number(minimum=1, default=None)),
+    "REPLY_WINDOW": ("reply_window", number(minimum=1, default=24 * 3600.0)),
+    "REPLY_FILTER": ("reply_filter", optional_dotted_path),
+    "WEBHOOK_MAX_AGE": ("webhook_max_age", number(minimum=1, default=300.0)),
+    "REPORT_FAILED_RECEIPTS": ("report_failed_receipts", flag),
+    "LEASE_SECONDS": ("lease_seconds", number(minimum=1, default=300.0)),
+}
 
 
 def _account(api_key: str, spec: Mapping[str, Any], where: str, problems: list[Problem]) -> Account:
     method = spec.get("SIGNATURE_METHOD") or "md5hash"
     if method not in SIGNATURE_METHODS:
-        problems.append(
-            Problem(
-                "E003",
-                f"{where} SIGNATURE_METHOD {method!r} is not one of "
-                f"{', '.join(SIGNATURE_METHODS)}.",
-                "Use the method set for this key in the Vonage dashboard (Settings > API keys).",
-            )
+        _problem(
+            problems,
+            "E003",
+            f"{where} SIGNATURE_METHOD {method!r} is not one of {', '.join(SIGNATURE_METHODS)}.",
+            "Use the method set for this key in the Vonage dashboard (Settings > API keys).",
         )
         method = "md5hash"
     account = Account(
@@ -214,14 +302,65 @@ def _account(api_key: str, spec: Mapping[str, Any], where: str, problems: list[P
         signature_method=method,
     )
     if not account.api_secret and not account.signature_secret:
-        problems.append(
-            Problem(
-                "E001",
-                f"{where} has an API key but neither API_SECRET nor SIGNATURE_SECRET.",
-                "Add the secret (or the signature secret) for this key.",
-            )
+        _problem(
+            problems,
+            "E001",
+            f"{where} has an API key but neither API_SECRET nor SIGNATURE_SECRET.",
+            "Add the secret (or the signature secret) for this key.",
         )
     return account
+
+
+def _accounts(
+    raw: Mapping[str, Any], problems: list[Problem]
+) -> tuple[Account | None, dict[str, Account]]:
+    """The default account (``API_KEY`` and its secrets) and the ``ACCOUNTS``, by API key."""
+    default = None
+    if raw["API_KEY"]:
+        default = _account(str(raw["API_KEY"]), raw, setting("API_KEY"), problems)
+    accounts: dict[str, Account] = {}
+    if not isinstance(raw["ACCOUNTS"], Mapping):
+        _problem(problems, "E006", f"{setting('ACCOUNTS')} must be a dict of api_key -> dict.")
+    else:
+        for key, spec in raw["ACCOUNTS"].items():
+            where = f"{setting('ACCOUNTS')}[{key!r}]"
+            if not isinstance(spec, Mapping):
+                _problem(problems, "E006", f"{where} must be a dict of credentials.")
+                continue
+            accounts[str(key)] = _account(str(key), spec, where, problems)
+    if default is None and not accounts:
+        _problem(
+            problems,
+            "E001",
+            f"No Nexmo credentials: {setting('API_KEY')} is not set and neither are the "
+            "NEXMO_API_KEY / VONAGE_API_KEY environment variables.",
+            "Set API_KEY and API_SECRET (or SIGNATURE_SECRET) in NEXMO_CONVERSION, "
+            "or export NEXMO_API_KEY and NEXMO_API_SECRET.",
+        )
+    return default, accounts
+
+
+def _check_together(values: Mapping[str, Any], problems: list[Problem]) -> None:
+    """The rules that tie two keys together."""
+    backoff, backoff_max = values["retry_backoff"], values["retry_backoff_max"]
+    if backoff_max < backoff:
+        _problem(
+            problems,
+            "E005",
+            f"{setting('RETRY_BACKOFF_MAX')} ({backoff_max:g}) is smaller than "
+            f"{setting('RETRY_BACKOFF')} ({backoff:g}).",
+        )
+    lease, timeout = values["lease_seconds"], values["timeout"]
+    if lease <= timeout:
+        _problem(
+            problems,
+            "E005",
+            f"{setting('LEASE_SECONDS')} ({lease:g}) must be longer than {setting('TIMEOUT')} "
+            f"({timeout:g}), or a slow request could be sent again by another worker.",
+        )
+    cache = values["rate_limit_cache"]
+    if values["rate_limit"] and cache not in getattr(django_settings, "CACHES", {"default": None}):
+        _problem(problems, "E011", f"{setting('RATE_LIMIT_CACHE')} {cache!r} is not in CACHES.")
 
 
 def build_settings(user: object) -> ConversionSettings:
@@ -230,18 +369,15 @@ def build_settings(user: object) -> ConversionSettings:
     if user is None:
         user = {}
     if not isinstance(user, Mapping):  # a user's settings file can hold anything
-        problems.append(
-            Problem("E000", f"{SETTING_NAME} must be a dict, got {type(user).__name__}.")
-        )
+        _problem(problems, "E000", f"{SETTING_NAME} must be a dict, got {type(user).__name__}.")
         user = {}
     unknown = sorted(str(key) for key in set(user) - set(DEFAULTS))
     if unknown:
-        problems.append(
-            Problem(
-                "W002",
-                f"{SETTING_NAME} has unknown key(s): {', '.join(unknown)}.",
-                "Check the spelling against the settings reference in the README.",
-            )
+        _problem(
+            problems,
+            "W002",
+            f"{SETTING_NAME} has unknown key(s): {', '.join(unknown)}.",
+            "Check the spelling against the settings reference in the README.",
         )
     raw = {**DEFAULTS, **user}
     for key in ENV_FALLBACKS:
@@ -249,182 +385,15 @@ def build_settings(user: object) -> ConversionSettings:
         # (a test fixture switching signing off must not be overridden by the shell).
         if key not in user:
             raw[key] = _env(key)
-
-    default_account: Account | None = None
-    if raw["API_KEY"]:
-        default_account = _account(
-            str(raw["API_KEY"]),
-            raw,
-            f"{setting('API_KEY')}",
-            problems,
-        )
-    accounts: dict[str, Account] = {}
-    if not isinstance(raw["ACCOUNTS"], Mapping):
-        problems.append(
-            Problem("E006", f"{setting('ACCOUNTS')} must be a dict of api_key -> dict.")
-        )
-    else:
-        for key, spec in raw["ACCOUNTS"].items():
-            if not isinstance(spec, Mapping):
-                problems.append(
-                    Problem(
-                        "E006", f"{setting('ACCOUNTS')}[{key!r}] must be a dict of credentials."
-                    )
-                )
-                continue
-            accounts[str(key)] = _account(
-                str(key), spec, f"{setting('ACCOUNTS')}[{key!r}]", problems
-            )
-    if default_account is None and not accounts:
-        problems.append(
-            Problem(
-                "E001",
-                f"No Nexmo credentials: {setting('API_KEY')} is not set and neither are the "
-                "NEXMO_API_KEY / VONAGE_API_KEY environment variables.",
-                "Set API_KEY and API_SECRET (or SIGNATURE_SECRET) in NEXMO_CONVERSION, "
-                "or export NEXMO_API_KEY and NEXMO_API_SECRET.",
-            )
-        )
-
-    base_url = str(raw["BASE_URL"] or "").rstrip("/")
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        problems.append(
-            Problem("E002", f"{setting('BASE_URL')} {base_url!r} is not an http(s) URL.")
-        )
-    elif parts.scheme == "http" and not _is_loopback(parts.hostname):
-        problems.append(
-            Problem(
-                "E002",
-                f"{setting('BASE_URL')} must use https; plain http is allowed only for loopback "
-                f"hosts, got {parts.hostname!r}.",
-                "Credentials travel in the request body: never send them unencrypted.",
-            )
-        )
-
-    dispatch = raw["DISPATCH"]
-    if dispatch not in DISPATCH_MODES:
-        problems.append(
-            Problem(
-                "E004",
-                f"{setting('DISPATCH')} {dispatch!r} is not one of {', '.join(DISPATCH_MODES)}.",
-            )
-        )
-
-    backend = str(raw["BACKEND"])
-    try:
-        import_string(backend)
-    except ImportError as exc:
-        problems.append(
-            Problem("E007", f"{setting('BACKEND')} {backend!r} cannot be imported: {exc}.")
-        )
-
-    timeout = _number(raw, "TIMEOUT", problems, minimum=0.001, allow_none=False) or 10.0
-    max_attempts = _number(raw, "MAX_ATTEMPTS", problems, minimum=1, allow_none=False) or 8
-    backoff = _number(raw, "RETRY_BACKOFF", problems, minimum=0, allow_none=False)
-    backoff_max = _number(raw, "RETRY_BACKOFF_MAX", problems, minimum=0, allow_none=False)
-    concurrency = _number(raw, "CONCURRENCY", problems, minimum=1, allow_none=False) or 8
-    rate_limit = _number(raw, "RATE_LIMIT", problems, minimum=0, allow_none=False) or 0.0
-    non_conv = _number(raw, "NON_CONVERSION_AFTER", problems, minimum=1, allow_none=True)
-    lease = _number(raw, "LEASE_SECONDS", problems, minimum=1, allow_none=False) or 300.0
-    if backoff is None:
-        backoff = 60.0
-    if backoff_max is None:
-        backoff_max = 21600.0
-    if backoff_max < backoff:
-        problems.append(
-            Problem(
-                "E005",
-                f"{setting('RETRY_BACKOFF_MAX')} ({backoff_max:g}) is smaller than "
-                f"{setting('RETRY_BACKOFF')} ({backoff:g}).",
-            )
-        )
-    if lease <= timeout:
-        problems.append(
-            Problem(
-                "E005",
-                f"{setting('LEASE_SECONDS')} ({lease:g}) must be longer than {setting('TIMEOUT')} "
-                f"({timeout:g}), or a slow request could be sent again by another worker.",
-            )
-        )
-    if isinstance(raw["MAX_ATTEMPTS"], float):
-        problems.append(Problem("E005", f"{setting('MAX_ATTEMPTS')} must be a whole number."))
-    if isinstance(raw["CONCURRENCY"], float):
-        problems.append(Problem("E005", f"{setting('CONCURRENCY')} must be a whole number."))
-
-    for key in ("CELERY_TASK_OPTIONS", "DJANGO_TASKS_USING"):
-        if not isinstance(raw[key], Mapping):
-            problems.append(Problem("E010", f"{setting(key)} must be a dict of keyword arguments."))
-            raw[key] = {}
-    if raw["RATE_LIMIT"] and str(raw["RATE_LIMIT_CACHE"]) not in getattr(
-        django_settings, "CACHES", {"default": None}
-    ):
-        problems.append(
-            Problem(
-                "E011",
-                f"{setting('RATE_LIMIT_CACHE')} {raw['RATE_LIMIT_CACHE']!r} is not in CACHES.",
-            )
-        )
-
-    storage = raw["RECIPIENT_STORAGE"]
-    if storage not in RECIPIENT_STORAGE_MODES:
-        problems.append(
-            Problem(
-                "E008",
-                f"{setting('RECIPIENT_STORAGE')} {storage!r} is not one of "
-                f"{', '.join(RECIPIENT_STORAGE_MODES)}.",
-            )
-        )
-    link_hosts = raw["LINK_ALLOWED_HOSTS"]
-    if (
-        isinstance(link_hosts, str)
-        or not isinstance(link_hosts, (Iterable, type(None)))
-        or not all(isinstance(h, str) for h in link_hosts or ())
-    ):
-        problems.append(
-            Problem("E009", f"{setting('LINK_ALLOWED_HOSTS')} must be a list of host names.")
-        )
-        link_hosts = ()
-    link_max_age = _number(raw, "LINK_MAX_AGE", problems, minimum=1, allow_none=True)
-    reply_window = _number(raw, "REPLY_WINDOW", problems, minimum=1, allow_none=False)
-    webhook_max_age = _number(raw, "WEBHOOK_MAX_AGE", problems, minimum=1, allow_none=False)
-    reply_filter = raw["REPLY_FILTER"]
-    if reply_filter is not None:
-        try:
-            import_string(str(reply_filter))
-        except ImportError as exc:
-            problems.append(
-                Problem(
-                    "E007", f"{setting('REPLY_FILTER')} {reply_filter!r} cannot be imported: {exc}."
-                )
-            )
-
+    default_account, accounts = _accounts(raw, problems)
+    values = {name: parse(key, raw[key], problems) for key, (name, parse) in SPECS.items()}
+    _check_together(values, problems)
     return ConversionSettings(
         api_key=default_account.api_key if default_account else None,
-        base_url=base_url,
-        timeout=timeout,
-        max_attempts=int(max_attempts),
-        retry_backoff=backoff,
-        retry_backoff_max=backoff_max,
-        dispatch=str(dispatch),
-        concurrency=int(concurrency),
-        rate_limit=rate_limit,
-        backend=backend,
-        non_conversion_after=non_conv,
-        lease_seconds=lease,
         accounts=accounts,
         default_account=default_account,
-        celery_task_options=dict(raw["CELERY_TASK_OPTIONS"]),
-        django_tasks_using=dict(raw["DJANGO_TASKS_USING"]),
-        rate_limit_cache=str(raw["RATE_LIMIT_CACHE"]),
-        recipient_storage=str(storage),
-        link_allowed_hosts=tuple(link_hosts or ()),
-        link_max_age=link_max_age,
-        reply_window=reply_window or 24 * 3600.0,
-        reply_filter=str(reply_filter) if reply_filter else None,
-        webhook_max_age=webhook_max_age or 300.0,
-        report_failed_receipts=bool(raw["REPORT_FAILED_RECEIPTS"]),
         problems=tuple(problems),
+        **values,
     )
 
 
@@ -438,6 +407,3 @@ def get_settings() -> ConversionSettings:
 def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
     if setting == SETTING_NAME:
         get_settings.cache_clear()
-        from .backends import reset_backend
-
-        reset_backend()

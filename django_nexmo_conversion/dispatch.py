@@ -11,6 +11,7 @@ import logging
 from django.db import transaction
 
 from .conf import get_settings
+from .reporting.engine import report_conversions
 
 logger = logging.getLogger("django_nexmo_conversion")
 
@@ -38,8 +39,6 @@ def report_inline(conversion_pk: int) -> None:
     Never raises: the caller's transaction is already committed and its response must not
     fail because Nexmo is down. Whatever is not reported stays pending for the command.
     """
-    from .services import report_conversions
-
     try:
         result = report_conversions([conversion_pk])
     except Exception:

@@ -33,6 +33,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from .conf import get_settings, setting
 from .exceptions import ConversionInputError
+from .marking import mark_converted, record_message
 from .models import Channel, Conversion, SentMessage
 
 logger = logging.getLogger("django_nexmo_conversion")
@@ -170,8 +171,6 @@ def conversion_link(
     ``base_url="https://example.com"`` or use ``request.build_absolute_uri(link)``.
     """
     if isinstance(message, str):
-        from .services import record_message
-
         message = record_message(message, channel=channel)
     path = reverse(
         "django_nexmo_conversion:track", kwargs={"token": make_token(message, url, max_age=max_age)}
@@ -201,8 +200,6 @@ def _message_for(link: Link) -> SentMessage | None:
 def follow(link: Link) -> Conversion | None:
     """Mark the link's message converted (delivered, now); ``None`` when there is no message
     (purged, or not recorded yet). Never raises: the visitor must reach the target anyway."""
-    from .services import mark_converted
-
     try:
         with transaction.atomic():
             message = _message_for(link)

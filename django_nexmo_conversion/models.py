@@ -1,4 +1,5 @@
-"""The app's three tables. Models stay thin: writes live in ``services``, reads in ``selectors``."""
+"""The app's tables. Models stay thin: writes live in ``marking`` and ``reporting``, reads in
+``queries`` and ``insights``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .choices import Channel, Outcome, Status
+from .choices import Channel, MarkOutcome, Outcome, ReplyOutcome, Status
 
 if TYPE_CHECKING:
     from django.db.models.fields.related_descriptors import RelatedManager
@@ -22,7 +23,10 @@ __all__ = [
     "Conversion",
     "ConversionAttempt",
     "ConversionDashboard",
+    "InboundMessage",
+    "MarkOutcome",
     "Outcome",
+    "ReplyOutcome",
     "SentMessage",
     "Status",
 ]
@@ -121,6 +125,10 @@ class Conversion(models.Model):
 
     objects = ConversionQuerySet.as_manager()
 
+    #: Not a column: what the ``mark_converted`` call that returned this instance did to it
+    #: (a :class:`~.choices.MarkOutcome`), so a caller need not read the row again.
+    marked: str = ""
+
     if TYPE_CHECKING:
         attempts: RelatedManager[ConversionAttempt]
         message_id: int
@@ -173,15 +181,6 @@ class ConversionDashboard(Conversion):
         default_permissions = ()
         verbose_name = _("dashboard")
         verbose_name_plural = _("dashboard")
-
-
-class ReplyOutcome(models.TextChoices):
-    """What an inbound SMS came to (see the webhooks section of the README)."""
-
-    CONVERTED = "converted", _("Marked its message converted")
-    ALREADY_CONVERTED = "already_converted", _("Its message was already converted")
-    FILTERED = "filtered", _("Refused by REPLY_FILTER")
-    UNMATCHED = "unmatched", _("No message to that number in the reply window")
 
 
 class InboundMessage(models.Model):

@@ -18,20 +18,18 @@ messages sent before the rotation are then simply not matched).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from django.utils.crypto import salted_hmac
 
 from .conf import get_settings
+from .wire import msisdn
 
 #: A dedicated salt: the hash can never collide with another use of SECRET_KEY.
 HASH_SALT = "django_nexmo_conversion.privacy.recipient"
 #: Digits left visible by ``"masked"`` (fewer for short numbers, see :func:`mask`).
 MASK_VISIBLE_DIGITS = 4
 MASK_CHAR = "*"
-
-_NOISE = re.compile(r"[\s().+-]")
 
 
 @dataclass(frozen=True)
@@ -43,9 +41,9 @@ class StoredRecipient:
 
 
 def normalize(number: str) -> str:
-    """Digits only: ``"+44 7700-900 123"`` -> ``"447700900123"`` (how the SMS API writes ``to``
-    and inbound ``msisdn``), so a number hashes the same whichever way it was written."""
-    return _NOISE.sub("", number)
+    """Digits only (``wire.msisdn``), so a number hashes the same whichever way it was
+    written."""
+    return msisdn(number)
 
 
 def recipient_hash(number: str) -> str:
@@ -76,7 +74,7 @@ def mask(number: str) -> str:
 def store(number: str, *, mode: str | None = None) -> StoredRecipient:
     """What to write for ``number`` under ``mode`` (default: the ``RECIPIENT_STORAGE`` setting).
 
-    ``number`` is expected already validated (``services.clean_recipient``); empty stays empty.
+    ``number`` is expected already validated (``validation.clean_recipient``); empty stays empty.
     """
     if not number:
         return StoredRecipient("", "")

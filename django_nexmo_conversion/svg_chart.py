@@ -17,7 +17,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
-from .selectors import DayRate
+from .queries import DayRate
 
 #: Gridlines, as fractions of 100 %.
 GRID = (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -19,6 +19,7 @@ from typing import Any, cast
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import get_settings, setting
+from .reporting.engine import report_conversions, report_due
 
 CELERY_REPORT_CONVERSION = "django_nexmo_conversion.report_conversion"
 CELERY_REPORT_PENDING = "django_nexmo_conversion.report_pending"
@@ -26,19 +27,16 @@ CELERY_REPORT_PENDING = "django_nexmo_conversion.report_pending"
 
 def report_conversion(conversion_pk: int) -> str:
     """Report one conversion if it is still due; returns the run's summary."""
-    from .services import report_conversions
-
     return report_conversions([conversion_pk]).summary()
 
 
-def report_due(limit: int | None = None) -> str:
-    """The periodic job: non-conversions, retries and leftovers; returns the summary."""
-    from .non_conversion import mark_non_conversions
-    from .services import report_pending
-
-    marked = mark_non_conversions()
-    summary = report_pending(limit=limit).summary()
-    return f"{marked} non-conversion(s) marked; {summary}" if marked else summary
+def report_periodically(limit: int | None = None) -> str:
+    """The periodic job (``reporting.engine.report_due``); returns the run's summary."""
+    result = report_due(limit=limit)
+    summary = result.summary()
+    if result.non_conversions:
+        return f"{result.non_conversions} non-conversion(s) marked; {summary}"
+    return summary
 
 
 # --- Celery -----------------------------------------------------------------------------------
@@ -55,7 +53,9 @@ if shared_task is not None:
     celery_report_conversion = shared_task(name=CELERY_REPORT_CONVERSION, ignore_result=True)(
         report_conversion
     )
-    celery_report_pending = shared_task(name=CELERY_REPORT_PENDING, ignore_result=True)(report_due)
+    celery_report_pending = shared_task(name=CELERY_REPORT_PENDING, ignore_result=True)(
+        report_periodically
+    )
 
 
 def enqueue_celery(conversion_pk: int) -> None:
@@ -94,7 +94,7 @@ if _task is not None:
 
     @_task()
     def task_report_pending(limit: int | None = None) -> str:
-        return report_due(limit)
+        return report_periodically(limit)
 
 
 def enqueue_django_task(conversion_pk: int) -> None:

@@ -22,6 +22,7 @@ from django.db import models, transaction
 from django.db.models.signals import post_save
 
 from .exceptions import ConversionInputError
+from .marking import mark_converted
 from .models import Channel, Conversion, SentMessage
 
 logger = logging.getLogger("django_nexmo_conversion")
@@ -50,8 +51,6 @@ class Trigger:
 
     def fire(self, instance: Any) -> Conversion | None:
         """Mark the message of ``instance`` converted (the condition is not checked)."""
-        from .services import mark_converted
-
         message = self.message(instance)
         if message is None or message == "":
             return None

@@ -30,7 +30,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
-from . import privacy, services, signing
+from . import marking, privacy, signing, validation
 from .conf import Account, ConversionSettings, get_settings
 from .exceptions import ConversionInputError, NexmoConversionError
 from .models import Channel, Conversion, InboundMessage, ReplyOutcome, SentMessage
@@ -163,7 +163,7 @@ def _required(params: Mapping[str, str], name: str) -> str:
 
 def _message_id(params: Mapping[str, str]) -> str:
     try:
-        return services.clean_message_id(_required(params, "messageId"))
+        return validation.clean_message_id(_required(params, "messageId"))
     except BadWebhook:
         raise
     except ConversionInputError as exc:
@@ -172,7 +172,7 @@ def _message_id(params: Mapping[str, str]) -> str:
 
 def _api_key(params: Mapping[str, str]) -> str:
     try:
-        return services.clean_api_key(params.get("api-key", ""))
+        return validation.clean_api_key(params.get("api-key", ""))
     except ConversionInputError:
         raise BadWebhook(_("The api-key parameter is not an API key.")) from None
 
@@ -304,7 +304,7 @@ def _reply_filter(conf: ConversionSettings) -> Callable[[InboundReply, SentMessa
 def _convert(message: SentMessage, at: datetime) -> str:
     """Mark ``message`` converted at ``at``; which outcome that was."""
     before = Conversion.objects.filter(message=message).values_list("delivered", flat=True).first()
-    conversion = services.mark_converted(message, timestamp=at)
+    conversion = marking.mark_converted(message, timestamp=at)
     # New, or an unreported delivered=False upgraded: this reply converted it.
     if conversion.delivered and before is not True:
         return ReplyOutcome.CONVERTED
@@ -407,7 +407,7 @@ def record_receipt(receipt: DeliveryReceipt) -> SentMessage | None:
             and message.delivery_status in FAILED_STATUSES
             and message.delivery_updated_at is not None
         ):
-            services.mark_converted(message, delivered=False, timestamp=message.delivery_updated_at)
+            marking.mark_converted(message, delivered=False, timestamp=message.delivery_updated_at)
     return message
 
 

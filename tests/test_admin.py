@@ -16,7 +16,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_nexmo_conversion import services
+from django_nexmo_conversion import marking
 from django_nexmo_conversion.admin import EstimatedCountPaginator
 from django_nexmo_conversion.admin_views import REPORT_NOW_LIMIT
 from django_nexmo_conversion.backends.locmem import outbox
@@ -171,10 +171,10 @@ def test_search_by_exact_message_id_in_any_case(admin_client):
 
 def test_search_by_phone_number_in_any_format_even_when_not_stored(admin_client, settings):
     settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "RECIPIENT_STORAGE": "none"}
-    message = services.record_message("0B00000000000001", recipient="+44 7700 900123")
+    message = marking.record_message("0B00000000000001", recipient="+44 7700 900123")
     assert message.recipient == ""
-    services.mark_converted(message)
-    services.mark_converted(services.record_message("0B00000000000002", recipient="447700900999"))
+    marking.mark_converted(message)
+    marking.mark_converted(marking.record_message("0B00000000000002", recipient="447700900999"))
 
     for term in ("447700900123", "+44 7700 900123", "+44 (7700) 900-123"):
         for url in (CL, SM):
@@ -567,12 +567,12 @@ def test_posting_a_change_form_or_adding_is_refused(admin_client):
 def test_sent_message_list_links_conversion_and_target(admin_client, django_user_model):
     user = django_user_model.objects.create_user("target-user")
     order = Order.objects.create()
-    with_admin = services.record_message(
+    with_admin = marking.record_message(
         "0C00000000000001", recipient="447700900001", target=user, api_key="key-2fa"
     )
-    without_admin = services.record_message("0C00000000000002", target=order)
-    plain = services.record_message("0C00000000000003")
-    conversion = services.mark_converted(with_admin)
+    without_admin = marking.record_message("0C00000000000002", target=order)
+    plain = marking.record_message("0C00000000000003")
+    conversion = marking.mark_converted(with_admin)
 
     html = admin_client.get(SM).content.decode()
 

@@ -15,8 +15,8 @@ from django_nexmo_conversion.backends.dummy import DummyBackend
 from django_nexmo_conversion.backends.http import HttpBackend
 from django_nexmo_conversion.backends.locmem import LocmemBackend, SentReport, outbox
 from django_nexmo_conversion.choices import Outcome
-from django_nexmo_conversion.client import Report
 from django_nexmo_conversion.conf import Account, build_settings, get_settings
+from django_nexmo_conversion.wire import Report
 
 BACKENDS = "django_nexmo_conversion.backends"
 AT = datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc)

@@ -14,10 +14,11 @@ from django.utils import timezone
 
 from django_nexmo_conversion import mark_converted, report_pending
 from django_nexmo_conversion.choices import Outcome
-from django_nexmo_conversion.client import Answer
 from django_nexmo_conversion.conf import get_settings
 from django_nexmo_conversion.models import Conversion, ConversionAttempt, Status
-from django_nexmo_conversion.services import _apply_answers, claim
+from django_nexmo_conversion.reporting.claims import claim
+from django_nexmo_conversion.reporting.outcomes import write_answers
+from django_nexmo_conversion.wire import Answer
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +31,7 @@ def test_a_batch_of_answers_is_one_insert_and_one_update_per_outcome() -> None:
     answers += [(row, Answer(Outcome.REJECTED, 422, "HTTP 422: bad")) for row in claimed[8:]]
 
     with CaptureQueriesContext(connection) as captured:
-        statuses = _apply_answers(answers, token, get_settings())
+        statuses = write_answers(answers, token, get_settings())
 
     assert statuses == [Status.REPORTED] * 8 + [Status.FAILED] * 2
     kinds = [q["sql"].split(None, 1)[0].upper() for q in captured.captured_queries]
@@ -53,7 +54,7 @@ def test_a_lost_lease_in_a_batch_spoils_neither_that_row_nor_the_others() -> Non
     new_token, [taken] = claim(10, pks=[lost.pk])
     assert taken.pk == lost.pk
 
-    statuses = _apply_answers(
+    statuses = write_answers(
         [
             (by_pk[kept.pk], Answer(Outcome.REPORTED, 200)),
             (by_pk[lost.pk], Answer(Outcome.REPORTED, 200)),

@@ -14,19 +14,11 @@ import responses
 
 from django_nexmo_conversion import __version__
 from django_nexmo_conversion.choices import Outcome
-from django_nexmo_conversion.client import (
-    Client,
-    Report,
-    build_params,
-    classify,
-    describe_error,
-    endpoint,
-    wire_timestamp,
-)
-from django_nexmo_conversion.conf import Account
+from django_nexmo_conversion.client import Client, classify, describe_error
 from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
 from django_nexmo_conversion.signing import SIGNATURE_METHODS, verify
+from django_nexmo_conversion.wire import Account, Report, build_params, endpoint, format_timestamp
 
 BASE = "https://api.example.test"
 SMS_URL = f"{BASE}/conversions/sms"
@@ -66,19 +58,19 @@ def test_build_params_signed_has_sig_and_no_secret(method: str) -> None:
     assert not verify(params, secret="secret-Q7", method=method)
 
 
-def test_wire_timestamp_converts_other_zones_to_utc() -> None:
+def test_format_timestamp_converts_other_zones_to_utc() -> None:
     tokyo = datetime(2024, 1, 1, 9, 0, 5, tzinfo=ZoneInfo("Asia/Tokyo"))
-    assert wire_timestamp(tokyo) == "2024-01-01 00:00:05"
+    assert format_timestamp(tokyo) == "2024-01-01 00:00:05"
     new_york_summer = datetime(2024, 7, 1, 20, 15, tzinfo=ZoneInfo("America/New_York"))
-    assert wire_timestamp(new_york_summer) == "2024-07-02 00:15:00"
-    assert wire_timestamp(datetime(2024, 7, 1, 3, 4, 5, 999999, tzinfo=timezone.utc)) == (
+    assert format_timestamp(new_york_summer) == "2024-07-02 00:15:00"
+    assert format_timestamp(datetime(2024, 7, 1, 3, 4, 5, 999999, tzinfo=timezone.utc)) == (
         "2024-07-01 03:04:05"
     )
 
 
-def test_wire_timestamp_rejects_naive() -> None:
+def test_format_timestamp_rejects_naive() -> None:
     with pytest.raises(ConversionInputError, match="timezone-aware"):
-        wire_timestamp(datetime(2024, 1, 1, 12, 0))
+        format_timestamp(datetime(2024, 1, 1, 12, 0))
 
 
 def test_endpoint_per_channel() -> None:

@@ -1,4 +1,4 @@
-"""The dashboard: its numbers (selectors), its chart (svg_chart), the halt banner, and the
+"""The dashboard: its numbers (queries), its chart (svg_chart), the halt banner, and the
 page itself with a bounded number of queries."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_nexmo_conversion import selectors, services, svg_chart
-from django_nexmo_conversion.models import Status
-from django_nexmo_conversion.selectors import DayRate
+from django_nexmo_conversion import queries, report_pending, svg_chart
+from django_nexmo_conversion.models import Conversion, Status
+from django_nexmo_conversion.queries import DayRate
 from django_nexmo_conversion.testing.factories import ConversionFactory, SentMessageFactory
 
 pytestmark = pytest.mark.django_db
@@ -25,13 +25,13 @@ PARIS = ZoneInfo("Europe/Paris")  # tests/settings.py's TIME_ZONE
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-# --- selectors --------------------------------------------------------------------------------
+# --- queries --------------------------------------------------------------------------------
 
 
 def test_status_counts_include_every_status():
     ConversionFactory.create_batch(3, status=Status.REPORTED)
     ConversionFactory(status=Status.FAILED)
-    assert selectors.status_counts() == {"pending": 0, "sending": 0, "reported": 3, "failed": 1}
+    assert queries.status_counts() == {"pending": 0, "sending": 0, "reported": 3, "failed": 1}
 
 
 def test_window_counts_by_when_marked_and_status_now():
@@ -48,9 +48,9 @@ def test_window_counts_by_when_marked_and_status_now():
     ]:
         ConversionFactory(created_at=now - age, status=status)
 
-    windows = {w.key: w for w in selectors.window_counts(now=now)}
+    windows = {w.key: w for w in queries.window_counts(now=now)}
 
-    assert [w.key for w in selectors.window_counts(now=now)] == ["24h", "7d", "30d"]
+    assert [w.key for w in queries.window_counts(now=now)] == ["24h", "7d", "30d"]
     assert (windows["24h"].marked, windows["24h"].reported, windows["24h"].failed) == (3, 1, 1)
     assert windows["24h"].waiting == 1
     assert (windows["7d"].marked, windows["7d"].reported, windows["7d"].failed) == (5, 2, 1)
@@ -80,7 +80,7 @@ def test_daily_rates_cut_days_in_local_time_across_a_dst_change():
     _message(datetime(2026, 3, 30, 9, 30, tzinfo=PARIS))
 
     with timezone.override(PARIS):
-        days = selectors.daily_conversion_rates(days=30, now=now)
+        days = queries.daily_conversion_rates(days=30, now=now)
 
     assert len(days) == 30
     assert days[0].day.isoformat() == "2026-03-01"
@@ -98,7 +98,7 @@ def test_daily_rates_cut_days_in_local_time_across_a_dst_change():
 
 def test_daily_rates_reject_a_silly_period():
     with pytest.raises(ValueError, match="days must be >= 1"):
-        selectors.daily_conversion_rates(days=0)
+        queries.daily_conversion_rates(days=0)
 
 
 def test_top_failure_reasons_most_common_first():
@@ -106,25 +106,25 @@ def test_top_failure_reasons_most_common_first():
         ConversionFactory(status=Status.FAILED, last_status_code=420, last_error="HTTP 420: bad")
     ConversionFactory(status=Status.FAILED, last_status_code=503, last_error="HTTP 503: gave up")
     ConversionFactory(status=Status.PENDING, last_status_code=503, last_error="HTTP 503: later")
-    reasons = selectors.top_failure_reasons(limit=5)
+    reasons = queries.top_failure_reasons(limit=5)
     assert [(r.status_code, r.error, r.count) for r in reasons] == [
         (420, "HTTP 420: bad", 3),
         (503, "HTTP 503: gave up", 1),
     ]
-    assert len(selectors.top_failure_reasons(limit=1)) == 1
+    assert len(queries.top_failure_reasons(limit=1)) == 1
 
 
 @pytest.mark.sandbox
 @pytest.mark.parametrize("code", [401, 402])
 def test_latest_halt_follows_real_report_runs(nexmo_sandbox, code):
-    assert selectors.latest_halt() is None
+    assert queries.latest_halt() is None
     first = ConversionFactory()
     nexmo_sandbox.script(code)
     before = timezone.now()
-    result = services.report_pending()
+    result = report_pending()
     assert result.halted
 
-    halt = selectors.latest_halt()
+    halt = queries.latest_halt()
     assert halt is not None
     assert halt.status_code == code
     assert f"HTTP {code}" in halt.error
@@ -132,11 +132,11 @@ def test_latest_halt_follows_real_report_runs(nexmo_sandbox, code):
 
     # The account works again: the next run reports, and the halt is history.
     second = ConversionFactory()
-    result = services.report_pending()
+    result = report_pending()
     assert result.reported == 2
-    assert selectors.latest_halt() is None
+    assert queries.latest_halt() is None
     assert {first.pk, second.pk} == set(
-        services.Conversion.objects.filter(status=Status.REPORTED).values_list("pk", flat=True)
+        Conversion.objects.filter(status=Status.REPORTED).values_list("pk", flat=True)
     )
 
 
@@ -144,11 +144,11 @@ def test_an_old_refusal_followed_by_a_report_is_not_a_halt():
     now = timezone.now()
     ConversionFactory(last_status_code=401, next_attempt_at=now - timedelta(minutes=5))
     ConversionFactory(status=Status.REPORTED, reported_at=now - timedelta(minutes=1))
-    assert selectors.latest_halt() is None
+    assert queries.latest_halt() is None
 
 
 def test_last_answer_kinds():
-    assert [selectors.last_answer_kind(c) for c in (None, 200, 401, 402, 420, 429, 503)] == [
+    assert [queries.last_answer_kind(c) for c in (None, 200, 401, 402, 420, 429, 503)] == [
         "none",
         "ok",
         "account",
@@ -157,7 +157,7 @@ def test_last_answer_kinds():
         "throttled",
         "server",
     ]
-    assert selectors.last_answer_query("nonsense") is None
+    assert queries.last_answer_query("nonsense") is None
 
 
 # --- the chart --------------------------------------------------------------------------------

@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from django_nexmo_conversion import mark_converted, report_pending, services
-from django_nexmo_conversion.client import Answer
+from django_nexmo_conversion import mark_converted, report_pending
 from django_nexmo_conversion.conf import get_settings
 from django_nexmo_conversion.models import Conversion, ConversionAttempt, Outcome, Status
+from django_nexmo_conversion.reporting import engine
+from django_nexmo_conversion.reporting.claims import claim, release
+from django_nexmo_conversion.reporting.outcomes import write_answers
 from django_nexmo_conversion.sandbox import Sandbox
-from django_nexmo_conversion.services import _apply_answer, claim, release
+from django_nexmo_conversion.wire import Answer
 
 pytestmark = pytest.mark.django_db
 
@@ -101,7 +103,7 @@ def test_an_outcome_from_a_lost_lease_is_ignored_but_the_attempt_is_kept() -> No
     new_token, [new_row] = claim(10)
 
     # The old worker's answer arrives late.
-    status = _apply_answer(old_row, old_token, Answer(Outcome.REPORTED, 200), conf)
+    [status] = write_answers([(old_row, Answer(Outcome.REPORTED, 200))], old_token, conf)
 
     assert status == Status.SENDING  # it knows it lost the row
     [row] = rows(conversion)
@@ -112,7 +114,9 @@ def test_an_outcome_from_a_lost_lease_is_ignored_but_the_attempt_is_kept() -> No
     assert (attempt.http_status, attempt.outcome) == (200, Outcome.REPORTED)
 
     # The new owner's outcome is what counts.
-    status = _apply_answer(new_row, new_token, Answer(Outcome.TRANSIENT, 503, "HTTP 503"), conf)
+    [status] = write_answers(
+        [(new_row, Answer(Outcome.TRANSIENT, 503, "HTTP 503"))], new_token, conf
+    )
 
     assert status == Status.PENDING
     [row] = rows(conversion)
@@ -127,7 +131,7 @@ def test_a_failure_from_a_lost_lease_does_not_fail_the_row() -> None:
     expire_leases()
     claim(10)
 
-    _apply_answer(old_row, old_token, Answer(Outcome.REJECTED, 422, "HTTP 422"), conf)
+    write_answers([(old_row, Answer(Outcome.REJECTED, 422, "HTTP 422"))], old_token, conf)
 
     [row] = rows(conversion)
     assert row.status == Status.SENDING
@@ -241,7 +245,7 @@ def test_every_row_is_sent_while_its_lease_holds(
     nexmo_sandbox.latency = 0.12
     conversions = mark_many(12)
     lease_ends: dict[str, float] = {}  # message id -> latest possible lease expiry (monotonic)
-    real_claim = services.claim
+    real_claim = engine.claim
 
     def recording_claim(*args: Any, **kwargs: Any) -> Any:
         token, got = real_claim(*args, **kwargs)
@@ -250,7 +254,7 @@ def test_every_row_is_sent_while_its_lease_holds(
             lease_ends[row.message.message_id] = expiry
         return token, got
 
-    monkeypatch.setattr(services, "claim", recording_claim)
+    monkeypatch.setattr(engine, "claim", recording_claim)
 
     result = report_pending(concurrency=1)
 

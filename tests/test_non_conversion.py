@@ -25,11 +25,11 @@ from django_nexmo_conversion import (
     report_pending,
     signals,
 )
-from django_nexmo_conversion.client import wire_timestamp
 from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.models import Conversion, SentMessage, Status
 from django_nexmo_conversion.non_conversion import mark_non_conversions
 from django_nexmo_conversion.sandbox import Sandbox
+from django_nexmo_conversion.wire import format_timestamp
 
 pytestmark = pytest.mark.django_db
 
@@ -176,7 +176,9 @@ def test_reported_to_nexmo_as_delivered_false(nexmo_sandbox: Sandbox) -> None:
     [request] = nexmo_sandbox.reported()
     assert request.form["message-id"] == message.message_id
     assert request.form["delivered"] == "false"
-    assert request.form["timestamp"] == wire_timestamp(message.sent_at + timedelta(seconds=WINDOW))
+    assert request.form["timestamp"] == format_timestamp(
+        message.sent_at + timedelta(seconds=WINDOW)
+    )
 
 
 def test_report_conversions_marks_and_reports_them(nexmo_sandbox: Sandbox) -> None:

@@ -287,7 +287,7 @@ def test_the_sandbox_posts_receipts_to_a_live_server(
 
     assert state(delivered)[:2] == ("delivered", "0")
     assert state(failed)[:2] == ("failed", "7")
-    from django_nexmo_conversion.services import report_pending
+    from django_nexmo_conversion import report_pending
 
     assert report_pending().reported == 1
     [request] = nexmo_sandbox.reported()

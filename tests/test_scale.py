@@ -18,9 +18,10 @@ import redis
 from django.db import connection
 from django.utils import timezone
 
+from django_nexmo_conversion import report_pending
 from django_nexmo_conversion.models import Conversion, ConversionAttempt, SentMessage, Status
+from django_nexmo_conversion.reporting.claims import claim
 from django_nexmo_conversion.sandbox import Sandbox
-from django_nexmo_conversion.services import claim, report_pending
 
 from .processes import django_admin, require_service, running, sandbox_settings, worker_env
 

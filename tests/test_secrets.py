@@ -26,11 +26,11 @@ from django_nexmo_conversion import (
     report_pending,
 )
 from django_nexmo_conversion.backends import get_backend
-from django_nexmo_conversion.client import Answer, Report
 from django_nexmo_conversion.conf import build_settings, get_settings
 from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.models import Conversion, Status
 from django_nexmo_conversion.sandbox import AccountSpec, Sandbox
+from django_nexmo_conversion.wire import Answer, Report
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.django_db(transaction=True)]
 

@@ -22,9 +22,9 @@ from django_nexmo_conversion import (
     report_pending,
 )
 from django_nexmo_conversion.exceptions import ConversionInputError
+from django_nexmo_conversion.marking import FailedPart, RecordedMessages
 from django_nexmo_conversion.models import Conversion, SentMessage, Status
 from django_nexmo_conversion.sandbox import Sandbox
-from django_nexmo_conversion.services import FailedPart, RecordedMessages
 from tests.testapp.models import Order
 
 pytestmark = pytest.mark.django_db

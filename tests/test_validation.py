@@ -1,5 +1,5 @@
-"""services.py input checks: bad input gets a clear error and nothing else (no row, nothing sent);
-good input is recorded once."""
+"""Input checks (validation.py): bad input gets a clear error and nothing else (no row,
+nothing sent); good input is recorded once."""
 
 from __future__ import annotations
 

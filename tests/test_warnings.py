@@ -16,7 +16,7 @@ DJANGO_DEPRECATIONS = [
     deprecation.RemovedInNextVersionWarning,
     deprecation.RemovedAfterNextVersionWarning,
 ]
-MODULES = ["django_nexmo_conversion.services", "tests.testapp.models", "django.db.models.base"]
+MODULES = ["django_nexmo_conversion.marking", "tests.testapp.models", "django.db.models.base"]
 
 
 def _warn_from(module: str, category: type[Warning]) -> None:

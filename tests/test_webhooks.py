@@ -23,7 +23,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from django_nexmo_conversion import mark_converted, record_message, record_sms_response
+from django_nexmo_conversion import (
+    mark_converted,
+    record_message,
+    record_sms_response,
+    report_pending,
+)
 from django_nexmo_conversion.backends.locmem import SentReport
 from django_nexmo_conversion.models import (
     Conversion,
@@ -34,7 +39,6 @@ from django_nexmo_conversion.models import (
 )
 from django_nexmo_conversion.sandbox import Sandbox
 from django_nexmo_conversion.sandbox.webhooks import WEBHOOK_FORMATS, WebhookSender
-from django_nexmo_conversion.services import report_pending
 from django_nexmo_conversion.webhooks import InboundReply
 
 pytestmark = pytest.mark.django_db

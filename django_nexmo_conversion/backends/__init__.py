@@ -5,10 +5,13 @@ like ``EMAIL_BACKEND``; the instance is shared by every thread of the process.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from ..conf import get_settings
+from ..conf import SETTING_NAME, get_settings
 from .base import BaseBackend
 
 __all__ = ["BaseBackend", "get_backend", "reset_backend"]
@@ -35,3 +38,10 @@ def reset_backend() -> None:
         if _backend is not None:
             _backend.close()
         _backend = None
+
+
+@receiver(setting_changed)
+def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
+    # The backend was built from the old settings (base URL, timeout): build it anew.
+    if setting == SETTING_NAME:
+        reset_backend()

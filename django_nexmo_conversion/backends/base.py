@@ -3,8 +3,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..client import Answer, Report
-    from ..conf import Account, ConversionSettings
+    from ..conf import ConversionSettings
+    from ..wire import Account, Answer, Report
 
 
 class BaseBackend:

@@ -5,11 +5,12 @@ import threading
 from typing import TYPE_CHECKING, TextIO
 
 from ..choices import Outcome
-from ..client import Answer, Report, wire_timestamp
+from ..wire import Answer, Report, format_timestamp
 from .base import BaseBackend
 
 if TYPE_CHECKING:
-    from ..conf import Account, ConversionSettings
+    from ..conf import ConversionSettings
+    from ..wire import Account
 
 
 class ConsoleBackend(BaseBackend):
@@ -24,7 +25,7 @@ class ConsoleBackend(BaseBackend):
         line = (
             f"[nexmo conversion] POST /conversions/{report.channel} api_key={account.api_key} "
             f"message-id={report.message_id} delivered={'true' if report.delivered else 'false'} "
-            f"timestamp={wire_timestamp(report.timestamp)}\n"
+            f"timestamp={format_timestamp(report.timestamp)}\n"
         )
         stream = self.stream or sys.stdout
         with self._lock:

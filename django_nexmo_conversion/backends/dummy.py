@@ -3,11 +3,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..choices import Outcome
-from ..client import Answer, Report
+from ..wire import Answer, Report
 from .base import BaseBackend
 
 if TYPE_CHECKING:
-    from ..conf import Account
+    from ..wire import Account
 
 
 class DummyBackend(BaseBackend):

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..client import Answer, Client, Report
+from ..client import Client
+from ..wire import Answer, Report
 from .base import BaseBackend
 
 if TYPE_CHECKING:
-    from ..conf import Account, ConversionSettings
+    from ..conf import ConversionSettings
+    from ..wire import Account
 
 
 class HttpBackend(BaseBackend):

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..choices import Outcome
-from ..client import Answer, Report, build_params
+from ..wire import Answer, Report, build_params
 from .base import BaseBackend
 
 if TYPE_CHECKING:
-    from ..conf import Account
+    from ..wire import Account
 
 
 @dataclass(frozen=True)

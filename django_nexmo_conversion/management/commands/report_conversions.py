@@ -11,12 +11,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
 
 from ...client import ANSWER_MEANINGS
+from ...marking import retry_now
 from ...models import Conversion, Status
-from ...non_conversion import mark_non_conversions
-from ...selectors import due_conversions
-from ...services import ReportResult, report_pending, retry_now
+from ...queries import due_conversions
+from ...reporting.engine import ReportResult, report_due
 
-PROGRESS_CHUNK = 200
 #: The first wait of --loop once a poll finds nothing; it doubles up to --interval.
 MIN_POLL_WAIT = 0.05
 
@@ -82,26 +81,18 @@ class Command(BaseCommand):
     def _run_once(
         self, limit: int | None, concurrency: int | None, stop: threading.Event | None = None
     ) -> ReportResult:
-        should_stop = stop.is_set if stop else None
-        # NON_CONVERSION_AFTER: mark the messages whose window closed, so this run reports them.
-        marked = mark_non_conversions()
-        if marked:
-            self.stdout.write(f"{marked} non-conversion(s) marked delivered=false.")
-        if not self.stdout.isatty():
-            return report_pending(limit=limit, concurrency=concurrency, should_stop=should_stop)
-        # On a terminal, run in chunks so the progress line can move.
-        progress = _Progress(self.stdout)
-        result = ReportResult()
-        while not result.halted and (limit is None or result.attempted < limit):
-            chunk = (
-                PROGRESS_CHUNK if limit is None else min(PROGRESS_CHUNK, limit - result.attempted)
-            )
-            step = report_pending(limit=chunk, concurrency=concurrency, should_stop=should_stop)
-            result.merge(step)
-            progress.show(result)
-            if step.attempted == 0 or (stop is not None and stop.is_set()):
-                break
-        progress.done()
+        # On a terminal, a progress line moves as the answers are written.
+        progress = _Progress(self.stdout) if self.stdout.isatty() else None
+        result = report_due(
+            limit=limit,
+            concurrency=concurrency,
+            should_stop=stop.is_set if stop else None,
+            progress=progress.show if progress else None,
+        )
+        if progress is not None:
+            progress.done()
+        if result.non_conversions:
+            self.stdout.write(f"{result.non_conversions} non-conversion(s) marked delivered=false.")
         return result
 
     def _finish(self, result: ReportResult) -> None:

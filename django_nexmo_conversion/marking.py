@@ -1,0 +1,260 @@
+"""The write side users call: record sent messages, mark them converted, retry by hand.
+
+Marking writes in the caller's transaction and hands the new row to ``dispatch``, which
+reports it once that transaction commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, connection, models, transaction
+from django.utils import timezone
+
+from . import dispatch, privacy, signals
+from .choices import Channel, MarkOutcome, Status
+from .exceptions import ConversionInputError
+from .models import Conversion, SentMessage
+from .validation import (
+    clean_api_key,
+    clean_channel,
+    clean_delivered,
+    clean_message_id,
+    clean_recipient,
+    clean_sms_response,
+    clean_target,
+    clean_timestamp,
+)
+
+logger = logging.getLogger("django_nexmo_conversion")
+
+
+def _recipient_fields(recipient: object) -> dict[str, str]:
+    """``recipient`` and ``recipient_hash`` as ``RECIPIENT_STORAGE`` says (see ``privacy``)."""
+    stored = privacy.store(clean_recipient(recipient))
+    return {"recipient": stored.recipient, "recipient_hash": stored.recipient_hash}
+
+
+def record_message(
+    message_id: str,
+    *,
+    channel: str = Channel.SMS,
+    recipient: str | None = None,
+    sent_at: datetime | None = None,
+    target: models.Model | None = None,
+    api_key: str | None = None,
+) -> SentMessage:
+    """Remember a sent SMS or call (``channel="voice"`` with the call's UUID).
+
+    Idempotent on ``(channel, message_id)``: recording again returns the stored row unchanged.
+    ``recipient`` is stored as ``RECIPIENT_STORAGE`` says, plus its keyed hash.
+    """
+    fields: dict[str, Any] = {
+        **_recipient_fields(recipient),
+        "sent_at": clean_timestamp(sent_at, name="sent_at"),
+        "api_key": clean_api_key(api_key),
+        **clean_target(target),
+    }
+    message, _created = SentMessage.objects.get_or_create(
+        channel=clean_channel(channel), message_id=clean_message_id(message_id), defaults=fields
+    )
+    return message
+
+
+@dataclass(frozen=True)
+class FailedPart:
+    """A part of an SMS API response that was not accepted (``status`` other than ``"0"``).
+
+    Nothing is recorded for it: there is no message to report a conversion for.
+    """
+
+    #: Position of the part in the response's ``messages`` list.
+    index: int
+    status: str
+    error_text: str
+
+
+class RecordedMessages(list[SentMessage]):
+    """What :func:`record_sms_response` returns: a ``list`` of the recorded parts, first part
+    first, with ``failed`` listing the parts the SMS API refused (empty when all went out).
+
+    For a long SMS sent in several parts, parts 2..n are recorded with ``parent`` set to the
+    first: marking any part marks (and reports) every part.
+    """
+
+    def __init__(
+        self, messages: Iterable[SentMessage] = (), failed: Iterable[FailedPart] = ()
+    ) -> None:
+        super().__init__(messages)
+        self.failed: list[FailedPart] = list(failed)
+
+    @property
+    def ok(self) -> bool:
+        """True when every part was accepted."""
+        return not self.failed
+
+
+def record_sms_response(
+    response: object, *, target: models.Model | None = None, api_key: str | None = None
+) -> RecordedMessages:
+    """Record every part the SMS API accepted (``status == "0"``) in its response.
+
+    ``response`` is the SMS API's answer as a dict (Vonage SDK v3 ``sms.send_message``), JSON
+    text, a v4 ``vonage_sms.SmsResponse`` or a v4 ``PartialFailureError``. The parts are one
+    send: parts 2..n get the first accepted part as ``parent``. Refused parts are not recorded
+    and are listed in the result's ``failed``. Bad input raises and stores nothing.
+    """
+    data = clean_sms_response(response)
+    accepted: list[dict[str, Any]] = []
+    failed: list[FailedPart] = []
+    for index, part in enumerate(data["messages"]):
+        if not isinstance(part, dict):
+            raise ConversionInputError("SMS response 'messages' must hold objects.")
+        status = part.get("status")
+        if str(status) == "0":
+            accepted.append(part)
+        else:
+            error = part.get("error-text", part.get("error_text")) or ""
+            failed.append(FailedPart(index, "" if status is None else str(status), str(error)))
+    # Validate every part before storing any, so bad input stores nothing.
+    shared = {
+        "sent_at": timezone.now(),
+        "api_key": clean_api_key(api_key),
+        **clean_target(target),
+    }
+    rows = [
+        (
+            clean_message_id(part.get("message-id", part.get("message_id"))),
+            {**shared, **_recipient_fields(part.get("to"))},
+        )
+        for part in accepted
+    ]
+    recorded = RecordedMessages(failed=failed)
+    with transaction.atomic():
+        for message_id, fields in rows:
+            if recorded:
+                fields["parent"] = recorded[0]
+            else:
+                fields["has_parts"] = len(rows) > 1
+            message, _created = SentMessage.objects.get_or_create(
+                channel=Channel.SMS, message_id=message_id, defaults=fields
+            )
+            recorded.append(message)
+    if failed:
+        logger.warning(
+            "SMS API refused %d of %d part(s) (status %s); they were not recorded.",
+            len(failed),
+            len(failed) + len(recorded),
+            ", ".join(sorted({part.status for part in failed})),
+        )
+    return recorded
+
+
+def _create_conversion(message: SentMessage, delivered: bool, at: datetime) -> Conversion | None:
+    """Insert the conversion, or return None if the message already has one."""
+    fields = {
+        "message": message,
+        "delivered": delivered,
+        "timestamp": at,
+        "next_attempt_at": timezone.now(),
+    }
+    try:
+        if not connection.in_atomic_block:
+            # Autocommit: the INSERT is its own transaction and a duplicate spoils nothing,
+            # so no BEGIN/COMMIT pair around it (two fewer queries on the request path).
+            return Conversion.objects.create(**fields)
+        # A savepoint, so a duplicate does not break the caller's transaction.
+        with transaction.atomic():
+            return Conversion.objects.create(**fields)
+    except IntegrityError:
+        return None
+
+
+def _mark_one(sent: SentMessage, delivered: bool, at: datetime) -> Conversion:
+    conversion = _create_conversion(sent, delivered, at)
+    if conversion is not None:
+        conversion.marked = MarkOutcome.CREATED
+        signals.conversion_marked.send(sender=Conversion, conversion=conversion)
+        dispatch.schedule(conversion.pk)
+        return conversion
+
+    conversion = Conversion.objects.get(message=sent)
+    conversion.marked = MarkOutcome.FOUND
+    if delivered and not conversion.delivered:
+        upgraded = Conversion.objects.filter(
+            pk=conversion.pk, delivered=False, status__in=[Status.PENDING, Status.FAILED]
+        ).update(
+            delivered=True,
+            timestamp=at,
+            status=Status.PENDING,
+            attempt_count=0,
+            next_attempt_at=timezone.now(),
+        )
+        if upgraded:
+            conversion.refresh_from_db()
+            conversion.marked = MarkOutcome.UPGRADED
+            dispatch.schedule(conversion.pk)
+    return conversion
+
+
+def _send_of(sent: SentMessage) -> list[SentMessage]:
+    """Every part of the send ``sent`` belongs to, ``sent`` itself first."""
+    if sent.parent_id is None and not sent.has_parts:
+        # A single message, the usual case: nothing to look up on the caller's request path.
+        return [sent]
+    head_id = sent.parent_id or sent.pk
+    others = (
+        SentMessage.objects.filter(models.Q(pk=head_id) | models.Q(parent_id=head_id))
+        .exclude(pk=sent.pk)
+        .order_by("pk")
+    )
+    return [sent, *others]
+
+
+def mark_converted(
+    message: SentMessage | str,
+    *,
+    delivered: bool = True,
+    timestamp: datetime | None = None,
+    channel: str = Channel.SMS,
+) -> Conversion:
+    """Mark ``message`` converted; it is reported after the caller's transaction commits.
+
+    One conversion per message: marking again returns the existing one, except that a
+    not-yet-reported ``delivered=False`` is upgraded to ``True``. A part of a long SMS
+    stands for the whole send: every part is marked alike (Nexmo wants each part's id);
+    the conversion returned is the one of ``message``, its ``marked`` telling what this
+    call did to it (a :class:`~.choices.MarkOutcome`: created, upgraded or found).
+    """
+    delivered = clean_delivered(delivered)
+    at = clean_timestamp(timestamp)
+    if isinstance(message, SentMessage):
+        if message.pk is None:
+            raise ConversionInputError("message must be a saved SentMessage.")
+        sent = message
+    elif isinstance(message, str):
+        sent = record_message(message, channel=clean_channel(channel))
+    else:
+        raise ConversionInputError(
+            f"message must be a SentMessage or a message id string, got {type(message).__name__}."
+        )
+    first, *rest = _send_of(sent)
+    conversion = _mark_one(first, delivered, at)
+    for part in rest:
+        _mark_one(part, delivered, at)
+    return conversion
+
+
+def retry_now(conversions: models.QuerySet[Conversion]) -> int:
+    """Make failed or pending conversions due now; failed ones get a fresh attempt budget."""
+    now = timezone.now()
+    with transaction.atomic():
+        pending = conversions.filter(status=Status.PENDING).update(next_attempt_at=now)
+        failed = conversions.filter(status=Status.FAILED).update(
+            status=Status.PENDING, attempt_count=0, next_attempt_at=now
+        )
+    return pending + failed

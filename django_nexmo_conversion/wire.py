@@ -1,0 +1,116 @@
+"""What travels between the app and Vonage: a report, the answer to it, the form fields,
+credentials, and Vonage's own formats (timestamps, phone numbers, receipt statuses).
+
+Each format is defined here once. Standard library only (plus the stdlib-only ``signing`` and
+``exceptions``), so the sandbox, the client and the webhooks share it without Django.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from .exceptions import ConversionInputError
+from .signing import LEGACY_METHOD, sign
+
+#: Vonage's timestamps: the Conversion API's ``timestamp`` and the webhooks'
+#: ``message-timestamp``, always UTC.
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+TIMESTAMP_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+
+#: A delivery receipt that says the message never reached the handset.
+FAILED_STATUSES = frozenset({"failed", "expired", "rejected"})
+#: The last word on a message; ``accepted``, ``buffered`` and ``unknown`` may still change.
+FINAL_STATUSES = FAILED_STATUSES | {"delivered"}
+#: The receipt statuses Vonage documents.
+RECEIPT_STATUSES = FINAL_STATUSES | {"accepted", "buffered", "unknown"}
+
+#: What people put between a phone number's digits.
+_NUMBER_NOISE = re.compile(r"[\s().-]")
+
+
+@dataclass(frozen=True)
+class Account:
+    """Credentials for one API key. The repr never shows a secret."""
+
+    api_key: str
+    api_secret: str | None = field(default=None, repr=False)
+    signature_secret: str | None = field(default=None, repr=False)
+    signature_method: str = LEGACY_METHOD
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.signature_secret)
+
+    def __repr__(self) -> str:
+        auth = f"signed ({self.signature_method})" if self.signed else "key+secret"
+        return f"Account(api_key={self.api_key!r}, {auth})"
+
+
+@dataclass(frozen=True)
+class Report:
+    """One conversion as Nexmo receives it."""
+
+    channel: str
+    message_id: str
+    delivered: bool
+    timestamp: datetime
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The outcome of one attempt, free of secrets."""
+
+    outcome: str
+    status_code: int | None = None
+    error: str = ""
+    #: Seconds Nexmo asked us to wait (``Retry-After``), when it said.
+    retry_after: float | None = None
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    duration: float = 0.0
+
+
+def format_timestamp(value: datetime) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` in UTC; a naive datetime is ambiguous and refused."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ConversionInputError(
+            "timestamp must be timezone-aware (a naive datetime's zone is unknown); "
+            "use django.utils.timezone.now() or attach a tzinfo."
+        )
+    return value.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An aware UTC datetime from Vonage's ``YYYY-MM-DD HH:MM:SS``; ``ValueError`` otherwise."""
+    if not TIMESTAMP_SHAPE.fullmatch(text):
+        raise ValueError(f"not a Vonage timestamp: {text!r}")
+    return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def msisdn(number: str) -> str:
+    """A phone number as Vonage writes it (``to``, ``msisdn``): ``"+44 7700-900 123"`` ->
+    ``"447700900123"``. No validation: see ``validation.clean_recipient``."""
+    return _NUMBER_NOISE.sub("", number).removeprefix("+")
+
+
+def build_params(report: Report, account: Account) -> dict[str, str]:
+    """The form fields for ``report``, with the account's credentials or signature."""
+    params = {
+        "api_key": account.api_key,
+        "message-id": report.message_id,
+        "delivered": "true" if report.delivered else "false",
+        "timestamp": format_timestamp(report.timestamp),
+    }
+    if account.signature_secret:
+        # Signed requests never carry the secret itself.
+        params["sig"] = sign(
+            params, secret=account.signature_secret, method=account.signature_method
+        )
+    else:
+        params["api_secret"] = account.api_secret or ""
+    return params
+
+
+def endpoint(base_url: str, channel: str) -> str:
+    return f"{base_url.rstrip('/')}/conversions/{channel}"
