@@ -1,9 +1,9 @@
 """Vonage's SMS API webhooks: a reply marks the message it answers converted, and a delivery
 receipt records what reached the handset.
 
-The views in ``views/webhooks.py`` are adapters: :func:`read_params` takes the parameters
-out of any of the three shapes Vonage sends (GET query, POST form, POST JSON), :func:`verify`
-checks the signature and its freshness, then :func:`handle_inbound` or
+The views in ``views/webhooks.py`` are adapters: they take the parameters out of any of the
+three shapes Vonage sends (GET query, POST form, POST JSON) and choose the HTTP answer;
+:func:`verify` checks the signature and its freshness, then :func:`handle_inbound` or
 :func:`handle_receipt` parses and applies them.
 
 Vonage sends a webhook again until it gets a 200, for up to a day, so both are idempotent:
@@ -15,7 +15,6 @@ the normal ``DISPATCH``.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -25,7 +24,6 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
@@ -59,48 +57,16 @@ _TIMESTAMP_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 class WebhookError(NexmoConversionError):
     """A webhook that is not applied; the message says why (never a secret)."""
 
-    status_code = 400
-
 
 class BadWebhook(WebhookError, ConversionInputError):
-    """The parameters are not a Vonage webhook's: 400, nothing recorded."""
+    """The parameters are not a Vonage webhook's: nothing is recorded."""
 
 
 class WebhookRefused(WebhookError):
-    """Missing, wrong or stale signature while a signature secret is configured: 403."""
-
-    status_code = 403
+    """Missing, wrong or stale signature while a signature secret is configured."""
 
 
-# --- reading and verifying ----------------------------------------------------------------------
-
-
-def _flat(query: QueryDict) -> dict[str, str]:
-    # A repeated name keeps its last value, as the signature's reference implementations do.
-    return {name: str(query[name]) for name in query}
-
-
-def _text(value: object) -> str:
-    # POST-JSON values are strings; anything else is signed and read as its JSON text.
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-
-
-def read_params(request: HttpRequest) -> dict[str, str]:
-    """The webhook's parameters, whichever shape Vonage sent them in (its dashboard's
-    "webhook format": GET query, POST form, or POST-JSON)."""
-    if request.method != "POST":
-        return _flat(request.GET)
-    if request.content_type == "application/json":
-        try:
-            data = json.loads(request.body.decode("utf-8") or "{}")
-        except ValueError:  # UnicodeDecodeError is a ValueError too
-            raise BadWebhook(_("The request body is not valid JSON.")) from None
-        if not isinstance(data, dict):
-            raise BadWebhook(_("The JSON body must be an object of webhook parameters."))
-        return {str(name): _text(value) for name, value in data.items()}
-    # Vonage POSTs the parameters in the body; the query is read only when the body is empty,
-    # so a query string in the configured URL never joins the signed parameters.
-    return _flat(request.POST) or _flat(request.GET)
+# --- verifying ----------------------------------------------------------------------------------
 
 
 def _signing_accounts(conf: ConversionSettings) -> list[Account]:
