@@ -23,7 +23,8 @@ TIMESTAMP_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 FAILED_STATUSES = frozenset({"failed", "expired", "rejected"})
 #: The last word on a message; ``accepted``, ``buffered`` and ``unknown`` may still change.
 FINAL_STATUSES = FAILED_STATUSES | {"delivered"}
-#: The receipt statuses Vonage documents.
+#: The receipt statuses Vonage documents. Another well-formed word is recorded as it comes, so
+#: a status Vonage adds later is not refused (and retried for a day).
 RECEIPT_STATUSES = FINAL_STATUSES | {"accepted", "buffered", "unknown"}
 
 #: What people put between a phone number's digits.

@@ -6,9 +6,9 @@ from __future__ import annotations
 import secrets
 
 from django.db import transaction
-from django_nexmo_conversion.marking import retry_now
 
 from django_nexmo_conversion import mark_converted, record_sms_response
+from django_nexmo_conversion.marking import retry_now
 from django_nexmo_conversion.models import Conversion, SentMessage
 
 from . import fake_sms_api, sandbox_link

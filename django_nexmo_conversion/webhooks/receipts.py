@@ -1,0 +1,123 @@
+"""Delivery receipts (DLRs): parse the webhook and record the status on the message it is for.
+
+Idempotent and order-proof: a receipt already recorded changes nothing, and a late
+intermediate status never overwrites a final one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from .. import marking
+from ..conf import get_settings
+from ..models import Channel, SentMessage
+from ..wire import FAILED_STATUSES, FINAL_STATUSES, RECEIPT_STATUSES
+from .errors import BadWebhook
+from .params import (
+    read_api_key,
+    read_message_id,
+    read_required,
+    read_vonage_time,
+)
+
+logger = logging.getLogger("django_nexmo_conversion")
+
+_STATUS_RE = re.compile(r"[a-z_]{1,16}")
+_ERROR_CODE_RE = re.compile(r"[0-9A-Za-z]{0,8}")
+
+
+@dataclass(frozen=True)
+class DeliveryReceipt:
+    """A delivery receipt (DLR) for one sent message (one part of a long SMS)."""
+
+    message_id: str
+    status: str
+    error_code: str
+    api_key: str
+    #: Vonage's ``message-timestamp`` (aware, UTC): orders receipts that arrive out of turn.
+    received_at: datetime
+
+
+def parse_receipt(params: Mapping[str, str]) -> DeliveryReceipt:
+    """The delivery receipt in ``params``; :class:`BadWebhook` names what is wrong."""
+    message_id = read_message_id(params)
+    status = read_required(params, "status").lower()
+    if not _STATUS_RE.fullmatch(status):
+        raise BadWebhook(
+            _("status must be a delivery status such as %(examples)s.")
+            % {"examples": ", ".join(sorted(RECEIPT_STATUSES))}
+        )
+    error_code = params.get("err-code", "")
+    if not _ERROR_CODE_RE.fullmatch(error_code):
+        raise BadWebhook(_("err-code must be a short code such as 0 or 5."))
+    return DeliveryReceipt(
+        message_id=message_id,
+        status=status,
+        error_code=error_code,
+        api_key=read_api_key(params),
+        received_at=read_vonage_time(params),
+    )
+
+
+def _supersedes(receipt: DeliveryReceipt, message: SentMessage) -> bool:
+    """Whether ``receipt`` is news for ``message`` (receipts may arrive again or out of turn)."""
+    current = message.delivery_status
+    if (current, message.delivery_error_code) == (receipt.status, receipt.error_code):
+        return False  # the same receipt again
+    if current in FINAL_STATUSES and receipt.status not in FINAL_STATUSES:
+        return False  # a late "buffered" after "delivered"
+    if receipt.status in FINAL_STATUSES and current not in FINAL_STATUSES:
+        return True  # a final word beats an intermediate one, however late it arrives
+    updated = message.delivery_updated_at
+    return updated is None or receipt.received_at >= updated
+
+
+def record_receipt(receipt: DeliveryReceipt) -> SentMessage | None:
+    """Record ``receipt`` on the message (the part) it is for; ``None`` for an unknown id.
+
+    With ``REPORT_FAILED_RECEIPTS``, a message whose receipt says it never arrived (failed,
+    expired, rejected) is marked ``delivered=False`` at once, dated by the receipt; a message
+    already converted keeps its conversion.
+    """
+    conf = get_settings()
+    with transaction.atomic():
+        message = (
+            SentMessage.objects.select_for_update()
+            .filter(channel=Channel.SMS, message_id=receipt.message_id)
+            .first()
+        )
+        if message is None:
+            logger.info("Delivery receipt for unknown message %s; ignored.", receipt.message_id)
+            return None
+        if _supersedes(receipt, message):
+            message.delivery_status = receipt.status
+            message.delivery_error_code = receipt.error_code
+            message.delivery_updated_at = receipt.received_at
+            message.save(
+                update_fields=["delivery_status", "delivery_error_code", "delivery_updated_at"]
+            )
+            logger.info(
+                "Delivery receipt for %s: %s (err-code %s).",
+                message.message_id,
+                receipt.status,
+                receipt.error_code or "-",
+            )
+        if (
+            conf.report_failed_receipts
+            and message.delivery_status in FAILED_STATUSES
+            and message.delivery_updated_at is not None
+        ):
+            marking.mark_converted(message, delivered=False, timestamp=message.delivery_updated_at)
+    return message
+
+
+def handle_receipt(params: Mapping[str, str]) -> SentMessage | None:
+    """Parse and apply a delivery-receipt webhook's (verified) parameters."""
+    return record_receipt(parse_receipt(params))
