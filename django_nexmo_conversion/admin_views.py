@@ -23,7 +23,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 from django.views.decorators.http import require_POST
 
-from . import selectors, services, svg_chart
+from . import selectors, services
+from .admin import chart
 from .conf import setting
 from .models import Conversion, Status
 
@@ -224,7 +225,7 @@ def dashboard(request: HttpRequest, model_admin: ConversionAdmin) -> HttpRespons
         for status in Status
     ]
     days = selectors.daily_conversion_rates(days=CHART_DAYS)
-    average = svg_chart.overall_rate(days)
+    average = chart.overall_rate(days)
     failures = [
         {
             "reason": reason,
@@ -246,12 +247,12 @@ def dashboard(request: HttpRequest, model_admin: ConversionAdmin) -> HttpRespons
         "statuses": statuses,
         "total": sum(counts.values()),
         "windows": selectors.window_counts(),
-        "chart": svg_chart.rate_chart(days),
+        "chart": chart.rate_chart(days),
         "days": days,
         "chart_days": CHART_DAYS,
         "days_sent": sum(day.sent for day in days),
         "days_converted": sum(day.converted for day in days),
-        "overall_rate": svg_chart.percent(average) if average is not None else None,
+        "overall_rate": chart.percent(average) if average is not None else None,
         "failures": failures,
         "time_zone": timezone.get_current_timezone_name(),
         "can_report": model_admin.has_report_permission(request),

@@ -33,8 +33,8 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
-from . import admin_views, selectors
-from .models import (
+from .. import admin_views, selectors
+from ..models import (
     Conversion,
     ConversionAttempt,
     ConversionDashboard,
@@ -42,7 +42,7 @@ from .models import (
     SentMessage,
     Status,
 )
-from .privacy import recipient_hash
+from ..privacy import recipient_hash
 
 # Django's admin classes are generic only in the type stubs, not at run time.
 if TYPE_CHECKING:
