@@ -5,7 +5,7 @@ row would race the workers that own it). The only state changes are the two acti
 *Retry now* and *Report now*, which need the ``change`` permission on conversions (see
 :meth:`ConversionAdmin.has_report_permission`) and, like every custom URL here, go through
 ``admin_site.admin_view`` (login, staff, CSRF). The logic lives in ``services`` and
-``selectors``; the views in ``admin_views``.
+``selectors``; the views in ``admin_views``. Shared pieces live in this package's modules.
 
 Built for large tables: list pages make the same number of queries whatever their size
 (``list_select_related``, nothing computed per row), filters need no queries of their own,
@@ -15,22 +15,16 @@ once a table is large (:class:`EstimatedCountPaginator`).
 
 from __future__ import annotations
 
-import re
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.contrib.admin.utils import quote
-from django.contrib.auth import get_permission_codename
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
-from django.core.paginator import Paginator
-from django.db import connections
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import NoReverseMatch, URLPattern, path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import formats, timezone
 from django.utils.html import format_html
-from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
 from .. import admin_views, selectors
@@ -42,7 +36,10 @@ from ..models import (
     SentMessage,
     Status,
 )
-from ..privacy import recipient_hash
+from .changelist import SEARCH_HELP_TEXT, EstimatedCountPaginator, search_lookups
+from .notices import halt_context
+from .permissions import ReadOnlyAdminMixin, ReportPermissionMixin, can_view_conversions
+from .widgets import error_excerpt, status_badge, target_link
 
 # Django's admin classes are generic only in the type stubs, not at run time.
 if TYPE_CHECKING:
@@ -53,52 +50,13 @@ if TYPE_CHECKING:
     SentMessageAdminBase = admin.ModelAdmin[SentMessage]
     DashboardAdminBase = admin.ModelAdmin[ConversionDashboard]
     InboundMessageAdminBase = admin.ModelAdmin[InboundMessage]
-    PaginatorBase = Paginator[Any]
 else:
-    PaginatorBase = Paginator
     AttemptInlineBase = admin.TabularInline
     ConversionAdminBase = SentMessageAdminBase = DashboardAdminBase = admin.ModelAdmin
     InboundMessageAdminBase = admin.ModelAdmin
 
-#: How long the "last error" column may get before it is cut (the full text is its tooltip).
-SHORT_ERROR_LENGTH = 120
-_PHONE_LIKE = re.compile(r"\+?[0-9][0-9\s().-]{4,}")
 
-
-# --- shared pieces ----------------------------------------------------------------------------
-
-
-class EstimatedCountPaginator(PaginatorBase):
-    """Counts exactly, except an *unfiltered* list on PostgreSQL over :attr:`ESTIMATE_ABOVE`
-    rows, which takes the planner's estimate (``pg_class.reltuples``, kept fresh by
-    autovacuum): ``COUNT(*)`` of a whole table of millions of rows reads all of it.
-    Filtered lists count exactly, through the filter's index.
-    """
-
-    ESTIMATE_ABOVE = 10_000
-
-    @cached_property
-    def count(self) -> int:
-        object_list = self.object_list
-        if isinstance(object_list, QuerySet) and not object_list.query.where:
-            estimate = self._estimate(object_list)
-            if estimate is not None and estimate > self.ESTIMATE_ABOVE:
-                return estimate
-        return super().count
-
-    @staticmethod
-    def _estimate(queryset: QuerySet[Any]) -> int | None:
-        connection = connections[queryset.db]
-        if connection.vendor != "postgresql":
-            return None
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
-                [connection.ops.quote_name(queryset.model._meta.db_table)],
-            )
-            row = cursor.fetchone()
-        # -1 until the table was first analysed.
-        return int(row[0]) if row and row[0] is not None and row[0] >= 0 else None
+# --- filters ----------------------------------------------------------------------------------
 
 
 class MarkedDateFilter(admin.DateFieldListFilter):
@@ -130,42 +88,6 @@ class LastAnswerFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
         query = selectors.last_answer_query(self.value())
         return queryset if query is None else queryset.filter(query)
-
-
-def search_lookups(term: str, prefix: str = "") -> Q | None:
-    """A search the indexes can serve: a message id (exact, as typed or upper/lower case) or
-    a phone number in any format (through the recipient's keyed hash, so it works whatever
-    ``RECIPIENT_STORAGE`` keeps). ``icontains`` over millions of rows would scan them all."""
-    term = term.strip()
-    if not term:
-        return None
-    query = Q(**{f"{prefix}message_id__in": sorted({term, term.upper(), term.lower()})})
-    if _PHONE_LIKE.fullmatch(term):
-        query |= Q(**{f"{prefix}recipient_hash": recipient_hash(term)})
-    return query
-
-
-def status_badge(status: str, label: StrOrPromise) -> str:
-    return format_html('<span class="nexmo-badge nexmo-badge--{}">{}</span>', status, label)
-
-
-def can_view_conversions(request: HttpRequest) -> bool:
-    """Django's rule for viewing conversions (the view or the change permission)."""
-    opts = Conversion._meta
-    return any(
-        request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
-        for action in ("view", "change")
-    )
-
-
-class ReadOnlyAdminMixin:
-    """Nothing here is edited by hand: rows are written by the services only."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # --- conversions ------------------------------------------------------------------------------
@@ -202,7 +124,7 @@ class ConversionAttemptInline(ReadOnlyAdminMixin, AttemptInlineBase):
 
 
 @admin.register(Conversion)
-class ConversionAdmin(ReadOnlyAdminMixin, ConversionAdminBase):
+class ConversionAdmin(ReadOnlyAdminMixin, ReportPermissionMixin, ConversionAdminBase):
     list_display = (
         "message_id_column",
         "channel_column",
@@ -223,10 +145,7 @@ class ConversionAdmin(ReadOnlyAdminMixin, ConversionAdminBase):
         ("created_at", MarkedDateFilter),
     )
     search_fields = ("message__message_id",)  # shows the box; see get_search_results
-    search_help_text = _(
-        "An exact message id, or a recipient's phone number in international format "
-        "(spaces, dashes, brackets and a leading + are ignored)."
-    )
+    search_help_text = SEARCH_HELP_TEXT
     list_select_related = ("message",)
     # Only indexed columns sort; the default order (newest first) is the primary key's.
     sortable_by = ("reported_at",)
@@ -262,14 +181,6 @@ class ConversionAdmin(ReadOnlyAdminMixin, ConversionAdminBase):
 
     class Media:
         css = {"all": ("django_nexmo_conversion/admin.css",)}
-
-    # -- permissions
-
-    def has_report_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """May retry and report: the ``change`` permission on conversions. (The change *form*
-        stays read-only whatever the permissions: see :class:`ReadOnlyAdminMixin`.)"""
-        codename = get_permission_codename("change", self.opts)
-        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
 
     # -- columns
 
@@ -312,13 +223,7 @@ class ConversionAdmin(ReadOnlyAdminMixin, ConversionAdminBase):
 
     @admin.display(description=_("last error"))
     def short_error(self, conversion: Conversion) -> str:
-        if not conversion.last_error:
-            return "-"
-        # Cut to a line by CSS (with an ellipsis) and here to a bound; the tooltip has it all.
-        short = Truncator(conversion.last_error).chars(SHORT_ERROR_LENGTH)
-        return format_html(
-            '<span class="nexmo-error" title="{}">{}</span>', conversion.last_error, short
-        )
+        return error_excerpt(conversion.last_error)
 
     # -- search
 
@@ -368,7 +273,7 @@ class ConversionAdmin(ReadOnlyAdminMixin, ConversionAdminBase):
             # Django would answer a forbidden action with "No action selected." and a 200;
             # a state-changing request the user may not make deserves a plain refusal.
             raise PermissionDenied
-        context = {**admin_views.halt_context(), **(extra_context or {})}
+        context = {**halt_context(), **(extra_context or {})}
         return super().changelist_view(request, extra_context=context)
 
     def render_change_form(
@@ -391,24 +296,6 @@ class ConversionAdmin(ReadOnlyAdminMixin, ConversionAdminBase):
 # --- sent messages ----------------------------------------------------------------------------
 
 
-def target_link(message: SentMessage, site_name: str) -> str:
-    """A link to the admin page of the message's target, without loading the target itself
-    (the content type comes with the row); plain text where the target has no admin."""
-    content_type = message.target_content_type
-    if content_type is None or not message.target_object_id:
-        return "-"
-    label = f"{content_type.name} #{message.target_object_id}"
-    try:
-        url = reverse(
-            f"admin:{content_type.app_label}_{content_type.model}_change",
-            args=[quote(message.target_object_id)],
-            current_app=site_name,
-        )
-    except NoReverseMatch:
-        return label
-    return format_html('<a href="{}">{}</a>', url, label)
-
-
 @admin.register(SentMessage)
 class SentMessageAdmin(ReadOnlyAdminMixin, SentMessageAdminBase):
     list_display = (
@@ -422,7 +309,7 @@ class SentMessageAdmin(ReadOnlyAdminMixin, SentMessageAdminBase):
     )
     list_filter = ("channel", ("sent_at", admin.DateFieldListFilter))
     search_fields = ("message_id",)  # shows the box; see get_search_results
-    search_help_text = ConversionAdmin.search_help_text
+    search_help_text = SEARCH_HELP_TEXT
     list_select_related = ("conversion", "target_content_type")
     ordering = ("-sent_at",)  # served by its index
     sortable_by = ("sent_at",)

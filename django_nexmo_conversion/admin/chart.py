@@ -1,10 +1,4 @@
-"""The dashboard's conversion-rate chart, drawn on the server as inline SVG.
-
-No JavaScript and nothing fetched from elsewhere: the page works offline and behind a strict
-Content-Security-Policy. Colours come from CSS classes (``static/django_nexmo_conversion/
-admin.css``), so the chart follows the admin's light and dark themes. Every day carries a
-``<title>`` (a native tooltip) with its exact numbers.
-"""
+"""The dashboard's conversion-rate chart, drawn on the server as inline SVG."""
 
 from __future__ import annotations
 
@@ -18,6 +12,11 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
 from ..selectors import DayRate
+
+# Inline SVG with no JavaScript and nothing fetched from elsewhere, so the page works offline
+# and behind a strict Content-Security-Policy. Colours come from CSS classes
+# (``static/django_nexmo_conversion/admin.css``), so the chart follows the admin's light and
+# dark themes. Every day carries a ``<title>`` (a native tooltip) with its exact numbers.
 
 #: Gridlines, as fractions of 100 %.
 GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
