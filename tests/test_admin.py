@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from django_nexmo_conversion import marking
 from django_nexmo_conversion.admin import EstimatedCountPaginator
-from django_nexmo_conversion.admin_views import REPORT_NOW_LIMIT
+from django_nexmo_conversion.admin.views import REPORT_NOW_LIMIT
 from django_nexmo_conversion.backends.locmem import outbox
 from django_nexmo_conversion.models import Conversion, ConversionAttempt, SentMessage, Status
 from django_nexmo_conversion.testing.factories import (

@@ -1,4 +1,4 @@
-"""The dashboard: its numbers (queries), its chart (svg_chart), the halt banner, and the
+"""The dashboard: its numbers (queries), its chart (admin.chart), the halt banner, and the
 page itself with a bounded number of queries."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_nexmo_conversion import queries, report_pending, svg_chart
+from django_nexmo_conversion import queries, report_pending
+from django_nexmo_conversion.admin import chart
 from django_nexmo_conversion.models import Conversion, Status
 from django_nexmo_conversion.queries import DayRate
 from django_nexmo_conversion.testing.factories import ConversionFactory, SentMessageFactory
@@ -173,13 +174,13 @@ def _days(*pairs: tuple[int, int]) -> list[DayRate]:
 
 def test_chart_is_well_formed_svg_with_a_bar_per_day():
     days = _days((10, 5), (0, 0), (4, 4), (8, 0))
-    svg = str(svg_chart.rate_chart(days, width=400, height=200))
+    svg = str(chart.rate_chart(days, width=400, height=200))
     root = ET.fromstring(svg)  # our own output
 
     assert root.tag == f"{SVG}svg"
     groups = root.findall(f"{SVG}g[@class='nexmo-chart__day']")
     assert [g.get("data-day") for g in groups] == [d.day.isoformat() for d in days]
-    plot = svg_chart._Plot(width=400, height=200)
+    plot = chart.PlotArea(width=400, height=200)
     heights = []
     for group in groups:
         bar = group.find(f"{SVG}rect[@class='nexmo-chart__bar']")
@@ -199,7 +200,7 @@ def test_chart_is_well_formed_svg_with_a_bar_per_day():
 
 
 def test_chart_of_an_empty_period():
-    svg = str(svg_chart.rate_chart(_days((0, 0), (0, 0))))
+    svg = str(chart.rate_chart(_days((0, 0), (0, 0))))
     root = ET.fromstring(svg)
     assert root.find(f"{SVG}g[@class='nexmo-chart__average']") is None
     assert "No messages were sent" in root.find(f"{SVG}desc").text

@@ -1,10 +1,4 @@
-"""The dashboard's conversion-rate chart, drawn on the server as inline SVG.
-
-No JavaScript and nothing fetched from elsewhere: the page works offline and behind a strict
-Content-Security-Policy. Colours come from CSS classes (``static/django_nexmo_conversion/
-admin.css``), so the chart follows the admin's light and dark themes. Every day carries a
-``<title>`` (a native tooltip) with its exact numbers.
-"""
+"""The dashboard's conversion-rate chart, drawn on the server as inline SVG."""
 
 from __future__ import annotations
 
@@ -17,7 +11,12 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
-from .queries import DayRate
+from ..queries import DayRate
+
+# Inline SVG with no JavaScript and nothing fetched from elsewhere, so the page works offline
+# and behind a strict Content-Security-Policy. Colours come from CSS classes
+# (``static/django_nexmo_conversion/admin.css``), so the chart follows the admin's light and
+# dark themes. Every day carries a ``<title>`` (a native tooltip) with its exact numbers.
 
 #: Gridlines, as fractions of 100 %.
 GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -26,7 +25,7 @@ LABEL_EVERY = 7
 
 
 @dataclass(frozen=True)
-class _Plot:
+class PlotArea:
     """Where the plot area sits inside the SVG's view box."""
 
     width: float
@@ -98,7 +97,7 @@ def overall_rate(days: Sequence[DayRate]) -> float | None:
 def rate_chart(days: Sequence[DayRate], *, width: int = 760, height: int = 240) -> SafeString:
     """An SVG bar chart of ``days`` (oldest first): one bar per day, height = conversion rate,
     with a dashed line at the rate over the whole period."""
-    plot = _Plot(width=width, height=height)
+    plot = PlotArea(width=width, height=height)
     title = escape(_("Conversion rate per day"))
     average = overall_rate(days)
     if average is None:

@@ -1,0 +1,71 @@
+"""What the admin tells people about reporting: the "reporting is stopped" banner, what to fix
+after an account error, and the message that sums up a report run."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import messages
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
+
+from .. import queries
+from ..conf import setting
+from ..reporting import engine
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
+
+def account_error_fix(status_code: int | None) -> StrOrPromise:
+    """What to do about a 401 or 402, naming the settings to check (never their values)."""
+    if status_code == 402:
+        return _(
+            "The Conversion API is not enabled for this account: ask Vonage support to enable "
+            "it for the API key that sent the messages."
+        )
+    return format_lazy(
+        _(
+            "Check the credentials: {api_key} and {api_secret} (or {signature_secret} and "
+            "{signature_method} when requests are signed), or the NEXMO_API_KEY / "
+            "NEXMO_API_SECRET environment variables, and {accounts} if you use several keys."
+        ),
+        api_key=setting("API_KEY"),
+        api_secret=setting("API_SECRET"),
+        signature_secret=setting("SIGNATURE_SECRET"),
+        signature_method=setting("SIGNATURE_METHOD"),
+        accounts=setting("ACCOUNTS"),
+    )
+
+
+def halt_context() -> dict[str, Any]:
+    """Template context for the "reporting is stopped" banner (empty values when it is not)."""
+    halt = queries.latest_halt()
+    return {
+        "nexmo_halt": halt,
+        "nexmo_halt_fix": account_error_fix(halt.status_code) if halt else "",
+    }
+
+
+def describe_result(result: engine.ReportResult) -> tuple[int, str]:
+    """The admin message for a report run: its level and text."""
+    counts = _("Reported %(reported)d, will retry %(retrying)d, failed %(failed)d.") % {
+        "reported": result.reported,
+        "retrying": result.retrying,
+        "failed": result.failed,
+    }
+    if result.halted:
+        text = _(
+            "Reporting stopped: Nexmo refused the account (%(error)s). %(fix)s "
+            "%(counts)s The others stay pending, nothing is lost: the next report run "
+            "sends them once this is fixed."
+        ) % {
+            "error": result.error or f"HTTP {result.status_code}",
+            "fix": account_error_fix(result.status_code),
+            "counts": counts,
+        }
+        return messages.ERROR, text
+    if result.failed or result.retrying:
+        hint = _("See each conversion's attempts for Nexmo's answers.")
+        return messages.WARNING, f"{counts} {hint}"
+    return messages.SUCCESS, counts
