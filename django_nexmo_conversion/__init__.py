@@ -12,13 +12,23 @@ from .__about__ import __version__
 
 if TYPE_CHECKING:
     from .links import conversion_link
-    from .marking import mark_converted, record_message, record_sms_response
+    from .marking import (
+        amark_converted,
+        arecord_message,
+        arecord_sms_response,
+        mark_converted,
+        record_message,
+        record_sms_response,
+    )
     from .reporting.engine import ReportResult, report_pending
     from .triggers import convert_when
 
 __all__ = [
     "ReportResult",
     "__version__",
+    "amark_converted",
+    "arecord_message",
+    "arecord_sms_response",
     "conversion_link",
     "convert_when",
     "mark_converted",
@@ -30,6 +40,9 @@ __all__ = [
 #: The public names, by the module that defines them (imported on first use).
 _LAZY = {
     "ReportResult": "reporting.engine",
+    "amark_converted": "marking",
+    "arecord_message": "marking",
+    "arecord_sms_response": "marking",
     "conversion_link": "links",
     "convert_when": "triggers",
     "mark_converted": "marking",

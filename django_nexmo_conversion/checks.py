@@ -16,6 +16,7 @@
 | E011 | ``RATE_LIMIT_CACHE`` is not in ``CACHES``                       |
 | W002 | unknown keys in ``NEXMO_CONVERSION``                            |
 | W003 | webhooks routed but unauthenticated (deploy check: ``--deploy``) |
+| W004 | ``DISPATCH="background"`` under uWSGI without threads          |
 """
 
 from __future__ import annotations
@@ -75,5 +76,26 @@ def check_webhook_signing(
             hint="Set NEXMO_CONVERSION['SIGNATURE_SECRET'] (or one per key in ACCOUNTS) and ask "
             "Vonage support to sign your webhooks; or do not route the webhook URLs.",
             id=f"{CHECK_ID_PREFIX}.W003",
+        )
+    ]
+
+
+@checks.register()
+def check_background_threads(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """W004: the background reporter needs threads, which uWSGI runs only when asked to."""
+    from django.conf import settings
+
+    from .reporting.background import THREADS_DISABLED, threads_disabled
+
+    resolved = build_settings(getattr(settings, SETTING_NAME, None))
+    if resolved.dispatch != "background" or not threads_disabled():
+        return []
+    return [
+        checks.Warning(
+            THREADS_DISABLED,
+            hint="Add enable-threads = true to the [uwsgi] section of your uWSGI configuration.",
+            id=f"{CHECK_ID_PREFIX}.W004",
         )
     ]

@@ -30,7 +30,7 @@ __all__ = ["Account", "ConversionSettings", "Problem", "build_settings", "get_se
 
 SETTING_NAME = "NEXMO_CONVERSION"
 
-DISPATCH_MODES = ("on_commit", "celery", "django_tasks", "manual")
+DISPATCH_MODES = ("background", "on_commit", "celery", "django_tasks", "manual")
 RECIPIENT_STORAGE_MODES = ("full", "masked", "none")
 
 DEFAULTS: dict[str, Any] = {
@@ -43,7 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_ATTEMPTS": 8,
     "RETRY_BACKOFF": 60,
     "RETRY_BACKOFF_MAX": 21600,
-    "DISPATCH": "on_commit",
+    "DISPATCH": "background",
+    "SWEEP_INTERVAL": 30,
     "CONCURRENCY": 8,
     "RATE_LIMIT": 0,
     "BACKEND": "django_nexmo_conversion.backends.http.HttpBackend",
@@ -109,6 +110,7 @@ class ConversionSettings:
     retry_backoff: float
     retry_backoff_max: float
     dispatch: str
+    sweep_interval: float
     concurrency: int
     rate_limit: float
     backend: str
@@ -267,6 +269,7 @@ SPECS: dict[str, tuple[str, Parser]] = {
     "RETRY_BACKOFF": ("retry_backoff", number(minimum=0, default=60.0)),
     "RETRY_BACKOFF_MAX": ("retry_backoff_max", number(minimum=0, default=21600.0)),
     "DISPATCH": ("dispatch", choice(DISPATCH_MODES, "E004")),
+    "SWEEP_INTERVAL": ("sweep_interval", number(minimum=0, default=30.0)),
     "CONCURRENCY": ("concurrency", number(minimum=1, default=8, whole=True)),
     "RATE_LIMIT": ("rate_limit", number(minimum=0, default=0.0)),
     "BACKEND": ("backend", dotted_path),

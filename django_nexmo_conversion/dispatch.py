@@ -2,15 +2,19 @@
 
 Every mode waits for the caller's transaction to commit (``transaction.on_commit``): a
 rolled-back mark is never reported, and a worker never looks for a row it cannot see yet.
+Only ``on_commit`` makes the committing thread wait for Nexmo; ``background`` (the default)
+hands the row to this process's reporter thread, the queues to their workers.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.db import transaction
 
 from .conf import get_settings
+from .reporting import background
 from .reporting.engine import report_conversions
 
 logger = logging.getLogger("django_nexmo_conversion")
@@ -21,16 +25,35 @@ def schedule(conversion_pk: int) -> None:
     mode = get_settings().dispatch
     if mode == "manual":
         return
-    if mode == "on_commit":
+    if mode == "background":
+        transaction.on_commit(lambda: background.submit(conversion_pk))
+    elif mode == "on_commit":
         transaction.on_commit(lambda: report_inline(conversion_pk))
     elif mode == "celery":
         from .tasks import enqueue_celery
 
-        transaction.on_commit(lambda: enqueue_celery(conversion_pk))
+        transaction.on_commit(lambda: enqueue(enqueue_celery, conversion_pk))
     elif mode == "django_tasks":
         from .tasks import enqueue_django_task
 
-        transaction.on_commit(lambda: enqueue_django_task(conversion_pk))
+        transaction.on_commit(lambda: enqueue(enqueue_django_task, conversion_pk))
+
+
+def enqueue(send: Callable[[int], None], conversion_pk: int) -> None:
+    """Hand ``conversion_pk`` to a task queue, right after commit.
+
+    Never raises: the caller's transaction is committed and its response must not fail
+    because the broker is down. The row stays pending for a sweep, the periodic task or
+    ``manage.py report_conversions``.
+    """
+    try:
+        send(conversion_pk)
+    except Exception:
+        logger.exception(
+            "Could not enqueue conversion %s; it stays pending for the periodic task or "
+            "`manage.py report_conversions`.",
+            conversion_pk,
+        )
 
 
 def report_inline(conversion_pk: int) -> None:

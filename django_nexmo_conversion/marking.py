@@ -1,7 +1,7 @@
 """The write side users call: record sent messages, mark them converted, retry by hand.
 
 Marking writes in the caller's transaction and hands the new row to ``dispatch``, which
-reports it once that transaction commits.
+reports it once that transaction commits. The ``a``-prefixed twins are for async views.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
@@ -258,3 +259,50 @@ def retry_now(conversions: models.QuerySet[Conversion]) -> int:
             status=Status.PENDING, attempt_count=0, next_attempt_at=now
         )
     return pending + failed
+
+
+# --- for async views: the same functions, run in the thread that owns the connection ---------
+# thread_sensitive=True: the ORM (and so the caller's transaction and on_commit) lives there.
+
+
+async def arecord_message(
+    message_id: str,
+    *,
+    channel: str = Channel.SMS,
+    recipient: str | None = None,
+    sent_at: datetime | None = None,
+    target: models.Model | None = None,
+    api_key: str | None = None,
+) -> SentMessage:
+    """:func:`record_message` for async code: same arguments, same guarantees."""
+    return await sync_to_async(record_message, thread_sensitive=True)(
+        message_id,
+        channel=channel,
+        recipient=recipient,
+        sent_at=sent_at,
+        target=target,
+        api_key=api_key,
+    )
+
+
+async def arecord_sms_response(
+    response: object, *, target: models.Model | None = None, api_key: str | None = None
+) -> RecordedMessages:
+    """:func:`record_sms_response` for async code: same arguments, same guarantees."""
+    return await sync_to_async(record_sms_response, thread_sensitive=True)(
+        response, target=target, api_key=api_key
+    )
+
+
+async def amark_converted(
+    message: SentMessage | str,
+    *,
+    delivered: bool = True,
+    timestamp: datetime | None = None,
+    channel: str = Channel.SMS,
+) -> Conversion:
+    """:func:`mark_converted` for async code: same arguments, same guarantees (reported after
+    commit, one conversion per message)."""
+    return await sync_to_async(mark_converted, thread_sensitive=True)(
+        message, delivered=delivered, timestamp=timestamp, channel=channel
+    )

@@ -36,7 +36,8 @@ def test_defaults() -> None:
     assert resolved.max_attempts == 8
     assert resolved.retry_backoff == 60
     assert resolved.retry_backoff_max == 21600
-    assert resolved.dispatch == "on_commit"
+    assert resolved.dispatch == "background"
+    assert resolved.sweep_interval == 30
     assert resolved.concurrency == 8
     assert resolved.rate_limit == 0
     assert resolved.backend == "django_nexmo_conversion.backends.http.HttpBackend"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from collections import Counter
@@ -141,6 +142,24 @@ def test_celery_beat_reports_what_is_due(nexmo_sandbox, tmp_path, celery_produce
     assert sorted(r.message_id for r in nexmo_sandbox.reported()) == [
         f"BEAT{n:04d}" for n in range(5)
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_that_is_down_never_fails_the_caller(
+    settings, celery_producer, caplog: pytest.LogCaptureFixture
+):
+    celery_producer("redis://127.0.0.1:9/0")  # nothing listens there
+    settings.NEXMO_CONVERSION = {
+        **settings.NEXMO_CONVERSION,
+        "DISPATCH": "celery",
+        "CELERY_TASK_OPTIONS": {"retry": False},
+    }
+    with caplog.at_level(logging.ERROR, logger="django_nexmo_conversion"), transaction.atomic():
+        conversion = mark_converted("BROKERDOWN1")
+    # Committed and answered; the row waits for the periodic task or the command.
+    conversion.refresh_from_db()
+    assert conversion.status == Status.PENDING
+    assert "Could not enqueue conversion" in caplog.text
 
 
 def test_django_tasks_immediate_backend_reports_on_commit(nexmo_sandbox, settings):

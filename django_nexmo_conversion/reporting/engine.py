@@ -99,6 +99,8 @@ class _Run:
         self.conf = conf
         self.result = ReportResult()
         self.progress = progress
+        #: The pool refused work (the interpreter is exiting): the rest goes one by one.
+        self.pool_closed = False
         self.limiter = (
             RateLimiter(conf.rate_limit, cache_alias=conf.rate_limit_cache)
             if conf.rate_limit
@@ -185,7 +187,13 @@ def _send_concurrently(
         token, rows = batch
         unsent[token] = {row.pk for row in rows}
         for row in rows:
-            future = pool.submit(run.send, row)
+            try:
+                future = pool.submit(run.send, row)
+            except RuntimeError:
+                # At interpreter exit the pool takes no more work; what it did not take is
+                # released below and sent one by one from this thread.
+                run.pool_closed = True
+                return False
             owner[future] = (token, row)
             running.add(future)
         return True
@@ -297,10 +305,20 @@ def report_pending(
         should_stop=should_stop,
         queued=queue_ahead,
     )
-    if concurrency <= 1:
-        _send_one_by_one(batches, run, should_stop)
-    else:
+    if concurrency > 1:
         _send_concurrently(batches, run, concurrency, should_stop, queue_ahead=queue_ahead)
+    if concurrency <= 1 or (run.pool_closed and not run.result.halted):
+        if run.pool_closed:
+            # Fresh batches: the released rows are due from now, after this run started.
+            done = run.result.attempted
+            batches = _pending_batches(
+                limit=None if limit is None else limit - done,
+                concurrency=1,
+                pks=pks,
+                conf=conf,
+                should_stop=should_stop,
+            )
+        _send_one_by_one(batches, run, should_stop)
     return run.result
 
 

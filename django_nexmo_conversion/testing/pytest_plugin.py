@@ -4,15 +4,17 @@ Enable in your ``conftest.py``::
 
     pytest_plugins = ["django_nexmo_conversion.testing.pytest_plugin"]
 
-- ``nexmo_outbox``: switches to the locmem backend and yields its (emptied) outbox.
+- ``nexmo_outbox``: switches to the locmem backend and yields its (emptied) outbox. Reading
+  the outbox first reports whatever your code marked, in the test's own transaction, so a
+  test inside pytest-django's rolled-back transaction sees its reports without a commit.
 - ``nexmo_sandbox``: starts the bundled sandbox API on loopback, points the http backend at
   it, and yields the :class:`~django_nexmo_conversion.sandbox.Sandbox`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
 
 import pytest
 
@@ -29,11 +31,50 @@ def _override(settings: Any, **values: Any) -> None:
     settings.NEXMO_CONVERSION = current
 
 
+class ReportingOutbox(Sequence[SentReport]):
+    """The locmem outbox, as the ``nexmo_outbox`` fixture gives it: each read first reports
+    what is due (``report_pending``), like a test mail backend that sends at once. Marks of a
+    rolled-back transaction are gone from the database, so they never show up here."""
+
+    def _reports(self) -> list[SentReport]:
+        from ..reporting.engine import report_pending
+
+        report_pending()
+        return outbox
+
+    @overload
+    def __getitem__(self, index: int) -> SentReport: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[SentReport]: ...
+    def __getitem__(self, index: int | slice) -> SentReport | list[SentReport]:
+        return self._reports()[index]
+
+    def __len__(self) -> int:
+        return len(self._reports())
+
+    def __eq__(self, other: object) -> bool:
+        return self._reports() == other
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by content
+
+    def __repr__(self) -> str:
+        return repr(self._reports())
+
+    def clear(self) -> None:
+        outbox.clear()
+
+
 @pytest.fixture
-def nexmo_outbox(settings: Any) -> Iterator[list[SentReport]]:
-    _override(settings, BACKEND="django_nexmo_conversion.backends.locmem.LocmemBackend")
+def nexmo_outbox(settings: Any) -> Iterator[ReportingOutbox]:
+    # "manual": the outbox reports when it is read, not after a commit that a test in a
+    # rolled-back transaction never makes.
+    _override(
+        settings,
+        BACKEND="django_nexmo_conversion.backends.locmem.LocmemBackend",
+        DISPATCH="manual",
+    )
     outbox.clear()
-    yield outbox
+    yield ReportingOutbox()
     outbox.clear()
 
 

@@ -1,0 +1,119 @@
+"""The background reporter in real processes: flushed at exit, bounded at exit, and many
+processes marking and sweeping one table without sending anything twice or losing anything —
+even when one is killed mid-send."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections import Counter
+from contextlib import ExitStack
+
+import pytest
+from django.db import connection
+
+from django_nexmo_conversion.models import Conversion, ConversionAttempt, Status
+from django_nexmo_conversion.sandbox import Sandbox
+
+from .processes import running, sandbox_settings, wait_until, worker_env
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def marker(prefix: str, count: int, linger: float) -> list[str]:
+    return [sys.executable, "-m", "tests.background_marker", prefix, str(count), str(linger)]
+
+
+def background_env(sandbox: Sandbox, **overrides: object) -> dict[str, str]:
+    return worker_env(
+        sandbox_settings(sandbox, DISPATCH="background", SWEEP_INTERVAL=0.3, **overrides)
+    )
+
+
+def test_what_is_queued_at_exit_is_reported_before_the_process_ends(tmp_path) -> None:
+    with (
+        Sandbox() as sandbox,
+        running(
+            marker("EXIT", 20, 0), background_env(sandbox), log=tmp_path / "marker.log"
+        ) as process,
+    ):
+        assert process.wait(timeout=60) == 0
+        # No linger: the reports went out from the exit flush, or before.
+        assert sorted(r.message_id for r in sandbox.reported()) == [
+            f"EXIT{n:06d}" for n in range(20)
+        ]
+    assert Conversion.objects.filter(status=Status.REPORTED).count() == 20
+
+
+def test_an_api_that_hangs_does_not_hold_the_exit_and_nothing_is_lost(tmp_path) -> None:
+    with Sandbox(latency=30) as sandbox:
+        env = background_env(sandbox, TIMEOUT=20, LEASE_SECONDS=60)
+        with running(marker("HANG", 3, 0), env, log=tmp_path / "marker.log") as process:
+            # The exit flush gives up after its bound (2 s), far below the API's 30 s.
+            assert process.wait(timeout=15) == 0
+        # Every mark is still a row, pending or (its lease not yet run out) sending.
+        states = set(Conversion.objects.values_list("status", flat=True))
+        assert Conversion.objects.count() == 3
+        assert states <= {Status.PENDING, Status.SENDING}
+
+
+def test_four_processes_mark_and_sweep_without_duplicates_or_losses(tmp_path) -> None:
+    count = 300 if connection.vendor in ("postgresql", "mysql") else 60
+    concurrency = 4
+    with Sandbox(latency=0.02) as sandbox:
+        env = background_env(
+            sandbox, CONCURRENCY=concurrency, TIMEOUT=2, LEASE_SECONDS=10, RETRY_BACKOFF=1
+        )
+        with ExitStack() as stack:
+            survivors = [
+                stack.enter_context(
+                    running(marker(f"P{n}", count, 120), env, log=tmp_path / f"p{n}.log")
+                )
+                for n in range(3)
+            ]
+            victim = stack.enter_context(
+                running(marker("VICTIM", count, 120), env, log=tmp_path / "victim.log")
+            )
+
+            def victim_sent() -> int:
+                return sum(1 for r in sandbox.requests if r.message_id.startswith("VICTIM"))
+
+            # Kill it while its reporter has requests on the wire.
+            assert wait_until(lambda: victim_sent() >= 10, timeout=60)
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=10)
+
+            # The survivors' sweeps report the rest, the victim's leftovers included once
+            # their leases run out.
+            def all_reported() -> bool:
+                marked = Conversion.objects.count()
+                return (
+                    marked >= 3 * count
+                    and not Conversion.objects.exclude(status=Status.REPORTED).exists()
+                )
+
+            assert wait_until(all_reported, timeout=120)
+            for process in survivors:
+                process.send_signal(signal.SIGTERM)
+            for process in survivors:
+                assert process.wait(timeout=30) == 0
+
+    sent = Counter(r.message_id for r in sandbox.requests)
+    reported = set(
+        Conversion.objects.filter(status=Status.REPORTED).values_list(
+            "message__message_id", flat=True
+        )
+    )
+    assert set(sent) == reported  # nothing lost, nothing sent that was not marked
+    twice = {message_id: n for message_id, n in sent.items() if n > 1}
+    # At-least-once only where a process died between Nexmo's answer and its own write: the
+    # requests the victim had on the wire (its sweeps claim anyone's rows), at most its
+    # concurrency, each one unrecorded — every other send is an attempt on record.
+    assert sum(n - 1 for n in twice.values()) <= concurrency, twice
+    recorded = Counter(
+        ConversionAttempt.objects.filter(conversion__message__message_id__in=twice).values_list(
+            "conversion__message__message_id", flat=True
+        )
+    )
+    assert all(recorded[message_id] == n - 1 for message_id, n in twice.items()), twice
+    assert all(message_id in reported for message_id in (f"P0{n:06d}" for n in range(count)))

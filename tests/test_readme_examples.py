@@ -1,0 +1,46 @@
+"""The README's examples, run as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def code_block(after: str) -> str:
+    """The first ```python block that starts with the line ``after``."""
+    for block in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S):
+        if block.startswith(after):
+            return str(block)
+    raise AssertionError(f"README has no python block starting with {after!r}")
+
+
+@pytest.mark.django_db  # what the example's own mark asks for, checked below
+def test_the_outbox_example_passes_as_written(client: Any, nexmo_outbox: Any) -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile(code_block("# test_verify.py"), "README.md", "exec"), namespace)
+    test = namespace["test_code_entry_converts"]
+    assert [mark.name for mark in test.pytestmark] == ["django_db"]
+    test(client, nexmo_outbox)
+
+
+@pytest.mark.django_db
+def test_the_outbox_example_fails_when_nothing_is_marked(client: Any, nexmo_outbox: Any) -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile(code_block("# test_verify.py"), "README.md", "exec"), namespace)
+    with pytest.raises(AssertionError):
+        namespace["test_code_entry_converts"](_NoVerify(client), nexmo_outbox)
+
+
+class _NoVerify:
+    """A client whose /verify/ marks nothing: the example must then fail."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def post(self, path: str, data: dict[str, str]) -> Any:
+        return self.client.post(path, {"code": "0000"})
