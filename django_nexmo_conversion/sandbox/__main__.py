@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from types import FrameType
 
 from ..signing import LEGACY_METHOD, SIGNATURE_METHODS
-from .server import DEFAULT_API_KEY, DEFAULT_API_SECRET, AccountSpec, ReceivedRequest, Sandbox
+from .rules import DEFAULT_API_KEY, DEFAULT_API_SECRET, AccountSpec
+from .server import ReceivedRequest, Sandbox
 from .webhooks import COMMANDS as WEBHOOK_COMMANDS
 from .webhooks import main as post_webhook
 

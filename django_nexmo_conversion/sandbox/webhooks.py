@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from ..signing import LEGACY_METHOD, SIGNATURE_METHODS, sign
-from .server import DEFAULT_API_KEY
+from .rules import DEFAULT_API_KEY
 
 if TYPE_CHECKING:
     from .server import Sandbox
