@@ -33,7 +33,7 @@ from django_nexmo_conversion.models import (
     Status,
 )
 from django_nexmo_conversion.sandbox import Sandbox
-from django_nexmo_conversion.sandbox.webhooks import WEBHOOK_FORMATS, WebhookSender
+from django_nexmo_conversion.sandbox.sender import WEBHOOK_FORMATS, WebhookSender
 from django_nexmo_conversion.services import report_pending
 from django_nexmo_conversion.webhooks import InboundReply
 

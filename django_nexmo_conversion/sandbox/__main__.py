@@ -16,9 +16,9 @@ from types import FrameType
 
 from ..signing import LEGACY_METHOD, SIGNATURE_METHODS
 from .rules import DEFAULT_API_KEY, DEFAULT_API_SECRET, AccountSpec
+from .sender import COMMANDS as WEBHOOK_COMMANDS
+from .sender import main as post_webhook
 from .server import ReceivedRequest, Sandbox
-from .webhooks import COMMANDS as WEBHOOK_COMMANDS
-from .webhooks import main as post_webhook
 
 _MAX_ID_CHARS = 80
 
@@ -114,7 +114,7 @@ def _sandbox_from(args: argparse.Namespace) -> Sandbox:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0] in WEBHOOK_COMMANDS:
-        return post_webhook(arguments)  # post-inbound / post-receipt: see sandbox/webhooks.py
+        return post_webhook(arguments)  # post-inbound / post-receipt: see sandbox/sender.py
     args = build_parser().parse_args(arguments)
     sandbox = _sandbox_from(args)
     stop_requested = threading.Event()
