@@ -8,7 +8,8 @@ Run it with ``python -m django_nexmo_conversion.sandbox`` or use :class:`Sandbox
         assert sandbox.reported()[0].message_id == "abc"
 
 Importing this package never imports Django: it is standard library only. The modules:
-:mod:`.rules` decides what the API answers, :mod:`.server` serves it over HTTP.
+:mod:`.rules` decides what the API answers, :mod:`.server` serves it over HTTP,
+:mod:`.sender` posts Vonage-style webhooks to the app, :mod:`.cli` is the command line.
 """
 
 from .rules import CHANNELS, DEFAULT_API_KEY, DEFAULT_API_SECRET, FAULTS, AccountSpec, ScriptItem
