@@ -159,7 +159,7 @@ def main() -> int:
     from sms_demo import sandbox_link
 
     from django_nexmo_conversion.sandbox import ReceivedRequest, Sandbox
-    from django_nexmo_conversion.sandbox.__main__ import format_request
+    from django_nexmo_conversion.sandbox.cli import format_request
 
     db_path = str(settings.DATABASES["default"]["NAME"])
     print(f"Preparing the database {db_path} ...", flush=True)

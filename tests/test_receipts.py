@@ -19,7 +19,7 @@ from django_nexmo_conversion import mark_converted, record_message, record_sms_r
 from django_nexmo_conversion.backends.locmem import SentReport
 from django_nexmo_conversion.models import Conversion, SentMessage, Status
 from django_nexmo_conversion.sandbox import Sandbox
-from django_nexmo_conversion.sandbox.webhooks import (
+from django_nexmo_conversion.sandbox.sender import (
     RECEIPT_STATUSES,
     WEBHOOK_FORMATS,
     WebhookSender,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -524,10 +526,35 @@ def test_reprs_hide_secrets(sandbox: Sandbox) -> None:
     assert "message_id='m'" in text
 
 
-def test_cli_serves_and_never_prints_secrets() -> None:
-    secrets = ("cli-api-secret-9f", "cli-signature-secret-7c")
-    options = ["--port", "0", "--api-key", "cli-key", "--api-secret", secrets[0]]
-    options += ["--signature-secret", secrets[1], "--signature-method", "sha256"]
+def test_the_rules_answer_without_a_server() -> None:
+    rules = Sandbox(retry_after=7).rules  # never started: the rules need no HTTP server
+    rules.script(429, message_id="m-script")
+
+    assert rules.answer("POST", "/conversions/sms", conversion("m-ok")).status == 200
+    assert rules.answer("GET", "/conversions/sms", {}).status == 405
+    assert rules.answer("POST", "/elsewhere", conversion()).status == 404
+    bad = rules.answer("POST", "/conversions/sms", conversion(api_secret="wrong"))
+    assert (bad.status, bad.reason, bad.content_type) == (401, "Unauthorized", "application/json")
+    throttled = rules.answer("POST", "/conversions/voice", conversion("m-script"))
+    assert (throttled.status, throttled.headers) == (429, (("Retry-After", "7"),))
+
+
+@dataclass
+class RunningCli:
+    process: subprocess.Popen[str]
+    first_line: str
+    url: str
+
+    def stop(self) -> str:
+        """SIGTERM, as a supervisor would; returns what it printed after the first line."""
+        self.process.send_signal(signal.SIGTERM)
+        output, _ = self.process.communicate(timeout=TIMEOUT)
+        return output
+
+
+@contextlib.contextmanager
+def running_cli(*options: str) -> Iterator[RunningCli]:
+    """``python -m django_nexmo_conversion.sandbox *options``, once it listens."""
     process = subprocess.Popen(
         [sys.executable, "-m", "django_nexmo_conversion.sandbox", *options],
         cwd=REPO_ROOT,
@@ -540,21 +567,39 @@ def test_cli_serves_and_never_prints_secrets() -> None:
         first_line = process.stdout.readline()
         match = re.search(r"(http://127\.0\.0\.1:\d+)", first_line)
         assert match, first_line
-        url = match.group(1) + "/conversions/sms"
-
-        params = conversion("cli-msg", api_key="cli-key", api_secret=secrets[0])
-        assert requests.post(url, data=params, timeout=TIMEOUT).status_code == 200
-        sig_params = signed(params, secret=secrets[1], method="sha256")
-        assert requests.post(url, data=sig_params, timeout=TIMEOUT).status_code == 200
-        wrong = {**params, "api_secret": secrets[0] + "x"}
-        assert requests.post(url, data=wrong, timeout=TIMEOUT).status_code == 401
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=TIMEOUT)
+        yield RunningCli(process, first_line, match.group(1) + "/conversions/sms")
     finally:
         process.kill()
         process.wait()
 
-    assert process.returncode == 0
+
+def test_cli_serve_subcommand_is_the_default_spelled_out() -> None:
+    with running_cli("serve", "--port", "0") as cli:
+        response = requests.post(cli.url, data=conversion("m-serve"), timeout=TIMEOUT)
+        assert response.status_code == 200
+        output = cli.stop()
+
+    assert cli.process.returncode == 0
+    assert output.splitlines() == [
+        "POST /conversions/sms message-id=m-serve -> 200",
+        "Sandbox stopped.",
+    ]
+
+
+def test_cli_serves_and_never_prints_secrets() -> None:
+    secrets = ("cli-api-secret-9f", "cli-signature-secret-7c")
+    options = ["--port", "0", "--api-key", "cli-key", "--api-secret", secrets[0]]
+    options += ["--signature-secret", secrets[1], "--signature-method", "sha256"]
+    with running_cli(*options) as cli:
+        params = conversion("cli-msg", api_key="cli-key", api_secret=secrets[0])
+        assert requests.post(cli.url, data=params, timeout=TIMEOUT).status_code == 200
+        sig_params = signed(params, secret=secrets[1], method="sha256")
+        assert requests.post(cli.url, data=sig_params, timeout=TIMEOUT).status_code == 200
+        wrong = {**params, "api_secret": secrets[0] + "x"}
+        assert requests.post(cli.url, data=wrong, timeout=TIMEOUT).status_code == 401
+        output = cli.stop()
+
+    assert cli.process.returncode == 0
     lines = output.splitlines()
     assert lines[0:2] == [
         "POST /conversions/sms message-id=cli-msg -> 200",
@@ -562,4 +607,4 @@ def test_cli_serves_and_never_prints_secrets() -> None:
     ]
     assert "-> 401" in lines[2]
     for secret in (*secrets, sig_params["sig"]):
-        assert secret not in first_line + output
+        assert secret not in cli.first_line + output

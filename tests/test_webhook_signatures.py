@@ -24,7 +24,7 @@ from vonage_http_client.auth import Auth
 from django_nexmo_conversion import record_message
 from django_nexmo_conversion.models import Conversion, InboundMessage, SentMessage
 from django_nexmo_conversion.sandbox import AccountSpec, Sandbox
-from django_nexmo_conversion.sandbox.webhooks import WEBHOOK_FORMATS, WebhookSender
+from django_nexmo_conversion.sandbox.sender import WEBHOOK_FORMATS, WebhookSender
 from django_nexmo_conversion.signing import SIGNATURE_METHODS
 
 pytestmark = pytest.mark.django_db

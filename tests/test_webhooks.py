@@ -38,7 +38,7 @@ from django_nexmo_conversion.models import (
     Status,
 )
 from django_nexmo_conversion.sandbox import Sandbox
-from django_nexmo_conversion.sandbox.webhooks import WEBHOOK_FORMATS, WebhookSender
+from django_nexmo_conversion.sandbox.sender import WEBHOOK_FORMATS, WebhookSender
 from django_nexmo_conversion.webhooks import InboundReply
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.utils.translation import gettext_lazy as _
 
 from django_nexmo_conversion.sandbox import Sandbox, ScriptItem
-from django_nexmo_conversion.sandbox.webhooks import PostedWebhook, WebhookSender
+from django_nexmo_conversion.sandbox.sender import PostedWebhook, WebhookSender
 
 #: How the sandbox answers a message's conversion report: key -> (label, scripted answers).
 ANSWERS: dict[str, tuple[str, tuple[ScriptItem, ...]]] = {

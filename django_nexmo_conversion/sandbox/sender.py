@@ -12,26 +12,25 @@ same :mod:`~django_nexmo_conversion.signing` code the app verifies with)::
 
 ``WebhookSender.for_sandbox(sandbox)`` signs with the account a :class:`Sandbox` holds, and
 ``python -m django_nexmo_conversion.sandbox post-inbound --url ... --from ... --text YES``
-(or ``post-receipt``) does it from a shell. Standard library only, like the sandbox.
+(or ``post-receipt``, see :mod:`.cli`) does it from a shell. Standard library only, like the
+sandbox.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import secrets
-import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from ..signing import LEGACY_METHOD, SIGNATURE_METHODS, sign
-from .server import DEFAULT_API_KEY
+from .rules import DEFAULT_API_KEY
 
 if TYPE_CHECKING:
     from .server import Sandbox
@@ -43,7 +42,6 @@ __all__ = [
     "WEBHOOK_FORMATS",
     "PostedWebhook",
     "WebhookSender",
-    "main",
 ]
 
 #: The dashboard's "webhook format" choices.
@@ -280,70 +278,3 @@ class WebhookSender:
             status=status,
             body=raw.decode("utf-8", errors="replace"),
         )
-
-
-# --------------------------------------------------------------------------- the CLI
-
-COMMANDS = ("post-inbound", "post-receipt")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m django_nexmo_conversion.sandbox",
-        description="Post a sample Vonage SMS webhook to a URL, as Vonage would.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    def common(sub: argparse.ArgumentParser) -> None:
-        add = sub.add_argument
-        add("--url", required=True, help="the webhook URL, e.g. http://127.0.0.1:8000/nexmo/...")
-        add("--api-key", default=DEFAULT_API_KEY, help="the account (default: %(default)s)")
-        add("--signature-secret", default=None, help="sign the webhook with this secret")
-        add("--signature-method", choices=SIGNATURE_METHODS, default=LEGACY_METHOD)
-        add("--format", dest="webhook_format", choices=WEBHOOK_FORMATS, default="POST")
-
-    inbound = commands.add_parser("post-inbound", help="an inbound SMS (a reply)")
-    common(inbound)
-    inbound.add_argument("--from", dest="msisdn", default=DEFAULT_HANDSET, help="sender number")
-    inbound.add_argument("--to", default=DEFAULT_VIRTUAL_NUMBER, help="our virtual number")
-    inbound.add_argument("--text", default="YES")
-    inbound.add_argument("--message-id", default=None, help="default: a random id")
-
-    receipt = commands.add_parser("post-receipt", help="a delivery receipt")
-    common(receipt)
-    receipt.add_argument("--message-id", required=True, help="the id of the message we sent")
-    receipt.add_argument("--status", choices=RECEIPT_STATUSES, default="delivered")
-    receipt.add_argument("--err-code", default=None, help="default: 0 if delivered, else 1")
-    receipt.add_argument("--to", dest="msisdn", default=DEFAULT_HANDSET, help="handset number")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``post-inbound`` / ``post-receipt``: prints one line, never the secret or ``sig``."""
-    args = build_parser().parse_args(argv)
-    sender = WebhookSender(
-        api_key=args.api_key,
-        signature_secret=args.signature_secret,
-        signature_method=args.signature_method,
-        webhook_format=args.webhook_format,
-    )
-    try:
-        if args.command == "post-inbound":
-            posted = sender.inbound(
-                args.url, msisdn=args.msisdn, to=args.to, text=args.text, message_id=args.message_id
-            )
-        else:
-            posted = sender.receipt(
-                args.url,
-                message_id=args.message_id,
-                status=args.status,
-                err_code=args.err_code,
-                msisdn=args.msisdn,
-            )
-    except (OSError, ValueError) as exc:
-        print(f"sandbox: could not post to {args.url}: {exc}", file=sys.stderr)
-        return 1
-    signed = f"signed {sender.signature_method}" if sender.signature_secret else "unsigned"
-    line = f"{posted.method} {posted.url} messageId={posted.params['messageId']} ({signed})"
-    print(f"{line} -> {posted.status} {posted.body.strip()}".rstrip(), flush=True)
-    return 0 if posted.ok else 2

@@ -1,0 +1,422 @@
+"""What the Conversion API accepts and how it answers, with no HTTP server code.
+
+Credentials and signatures, parameter checks, the documented status codes and error bodies,
+scripted answers and injected faults. The request handler in :mod:`.server` reads a request,
+asks :meth:`Rules.answer` and sends the :class:`Answer` it gets back. Standard library only,
+plus :mod:`django_nexmo_conversion.signing` (itself stdlib-only).
+"""
+
+from __future__ import annotations
+
+import collections
+import hmac
+import json
+import random
+import re
+import secrets
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from http import HTTPStatus
+from typing import Any, Literal, Protocol, TypeAlias
+from urllib.parse import parse_qsl
+
+from ..signing import LEGACY_METHOD, SIGNATURE_METHODS, verify
+
+__all__ = [
+    "CHANNELS",
+    "DEFAULT_API_KEY",
+    "DEFAULT_API_SECRET",
+    "FAULTS",
+    "TIMESTAMP_FORMAT",
+    "AccountSpec",
+    "Answer",
+    "Fault",
+    "Rules",
+    "ScriptItem",
+    "Settings",
+    "body_length",
+    "check_rate",
+    "coerce_account",
+    "parse_form",
+    "parse_params",
+]
+
+DEFAULT_API_KEY = "sandbox-key"
+DEFAULT_API_SECRET = "sandbox-secret"  # noqa: S105 - a well-known sandbox credential, not a secret
+
+#: URL path -> channel; the only two routes the Conversion API has.
+CHANNELS: Mapping[str, str] = {"/conversions/sms": "sms", "/conversions/voice": "voice"}
+
+Fault: TypeAlias = Literal["drop", "hang"]
+#: What :meth:`Rules.script` accepts: an HTTP status to answer with, or a fault.
+ScriptItem: TypeAlias = int | Fault
+FAULTS: tuple[Fault, ...] = ("drop", "hang")
+
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+# strptime alone accepts unpadded fields ("2024-1-2 3:4:5"); the API documents the padded form,
+# so the sandbox insists on it to catch a client that formats timestamps loosely.
+_TIMESTAMP_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+# Case-sensitive on purpose: str(True) == "True" is a classic client bug the sandbox should expose.
+_DELIVERED_VALUES = frozenset({"true", "false", "0", "1"})
+_FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+_MAX_BODY_BYTES = 1 << 20
+_ERROR_DOCS = "https://developer.nexmo.com/api-errors#"
+# http.HTTPStatus has no 420 and calls 423 "Locked"; the Conversion API means "invalid parameters".
+_REASONS = {420: "Invalid Parameters", 423: "Invalid Parameters"}
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True, repr=False)
+class AccountSpec:
+    """One sandbox account, keyed by its ``api_key`` in :attr:`Sandbox.accounts`."""
+
+    api_secret: str = DEFAULT_API_SECRET
+    signature_secret: str | None = None
+    signature_method: str = LEGACY_METHOD
+    conversions_enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if self.signature_method not in SIGNATURE_METHODS:
+            raise ValueError(
+                f"Unknown signature method {self.signature_method!r}; "
+                f"expected one of {', '.join(SIGNATURE_METHODS)}."
+            )
+
+    def __repr__(self) -> str:
+        # Secrets are shown only as set / not set: reprs end up in logs and test failure output.
+        signature = "'***'" if self.signature_secret else "None"
+        return (
+            f"AccountSpec(api_secret='***', signature_secret={signature}, "
+            f"signature_method={self.signature_method!r}, "
+            f"conversions_enabled={self.conversions_enabled!r})"
+        )
+
+
+def coerce_account(value: AccountSpec | Mapping[str, Any]) -> AccountSpec:
+    """An :class:`AccountSpec` as given, or built from a mapping of its fields."""
+    return value if isinstance(value, AccountSpec) else AccountSpec(**value)
+
+
+def check_rate(name: str, value: float) -> float:
+    """``value`` if it is a probability, else :class:`ValueError` naming the setting."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be between 0 and 1, not {value!r}.")
+    return value
+
+
+def _check_script_item(item: object) -> ScriptItem:
+    if isinstance(item, bool) or not isinstance(item, int | str):
+        raise TypeError(f"Script items are HTTP statuses or one of {FAULTS}, not {item!r}.")
+    if isinstance(item, int):
+        if not 100 <= item <= 599:
+            raise ValueError(f"{item} is not an HTTP status code.")
+        return item
+    for fault in FAULTS:
+        if item == fault:
+            return fault
+    raise ValueError(f"Unknown fault {item!r}; expected one of {FAULTS}.")
+
+
+class Settings(Protocol):
+    """The knobs :class:`Rules` reads on every request (a :class:`Sandbox` has them all).
+
+    Read at each request rather than copied, so changing them while the server runs takes
+    effect at once.
+    """
+
+    @property
+    def accounts(self) -> Mapping[str, AccountSpec]: ...
+
+    @property
+    def error_rate(self) -> float: ...
+
+    @property
+    def throttle_rate(self) -> float: ...
+
+    @property
+    def drop_rate(self) -> float: ...
+
+    @property
+    def hang_rate(self) -> float: ...
+
+    @property
+    def retry_after(self) -> int: ...
+
+
+# --------------------------------------------------------------------------- reading requests
+
+
+def parse_params(text: str) -> dict[str, str]:
+    """Form-encoded ``text`` (a query string or a body) as a dict."""
+    # Repeated names: the last one wins, which is what most form parsers do.
+    return dict(parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="replace"))
+
+
+def parse_form(body: bytes, content_type: str) -> dict[str, str]:
+    """The body's parameters, or none when the body is not form-encoded."""
+    # Only a form-encoded body counts, as the API documents; a client that posts JSON or
+    # text/plain then fails authentication here instead of passing by accident.
+    if content_type.split(";", 1)[0].strip().lower() != _FORM_CONTENT_TYPE:
+        return {}
+    return parse_params(body.decode("utf-8", errors="replace"))
+
+
+def body_length(transfer_encoding: str, content_length: str) -> int | Answer:
+    """How many body bytes to read, or the answer refusing the request's framing."""
+    if "chunked" in transfer_encoding.lower():
+        detail = "Send a Content-Length; chunked bodies are not supported."
+        return _json_error(411, "length-required", "Length Required", detail)
+    try:
+        length = int(content_length)
+    except ValueError:
+        length = -1
+    if length < 0:
+        return _json_error(400, "bad-request", "Bad Request", "Content-Length is not a number.")
+    if length > _MAX_BODY_BYTES:
+        return _json_error(413, "too-large", "Content Too Large", "The body is too large.")
+    return length
+
+
+# --------------------------------------------------------------------------- answers
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What to send back: a status with a body, or a fault (``status`` is then ``None``)."""
+
+    status: int | None
+    body: bytes = b""
+    content_type: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    fault: Fault | None = None
+
+    @property
+    def reason(self) -> str:
+        """The status line's reason phrase, as the real API words it ("" if unknown)."""
+        return "" if self.status is None else _reason(self.status)
+
+
+def _reason(status: int) -> str:
+    if status in _REASONS:
+        return _REASONS[status]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _ok() -> Answer:
+    # The reference says the reply "is not in JSON or XML format": an empty 200 it is.
+    return Answer(status=200)
+
+
+def _json_error(
+    status: int, slug: str, title: str, detail: str, headers: tuple[tuple[str, str], ...] = ()
+) -> Answer:
+    """A JSON error body shaped like common_errors.yml (type, title, detail, instance)."""
+    document = {
+        "type": _ERROR_DOCS + slug,
+        "title": title,
+        "detail": detail,
+        "instance": secrets.token_hex(16),
+    }
+    body = json.dumps(document).encode("utf-8")
+    return Answer(status, body, "application/json", headers)
+
+
+def _bad_credentials() -> Answer:
+    return _json_error(
+        401,
+        "unauthorized",
+        "Invalid credentials supplied",
+        "You did not provide correct credentials.",
+    )
+
+
+def _conversions_disabled() -> Answer:
+    # The real API has been seen answering 402 with an HTML page, so clients must not assume
+    # every error body is JSON.
+    body = (
+        b"<!DOCTYPE html>\n<html><head><title>402 Payment Required</title></head>"
+        b"<body><h1>Payment Required</h1>"
+        b"<p>Conversion has not been enabled for your account.</p></body></html>\n"
+    )
+    return Answer(402, body, "text/html; charset=utf-8")
+
+
+def _invalid_params(status: int, detail: str) -> Answer:
+    return _json_error(status, "invalid-params", "Invalid parameters", detail)
+
+
+def _throttled(retry_after: int) -> Answer:
+    return _json_error(
+        429,
+        "throttled",
+        "Too Many Requests",
+        "You have exceeded the rate limit; retry later.",
+        (("Retry-After", str(retry_after)),),
+    )
+
+
+def _not_found(path: str) -> Answer:
+    return _json_error(404, "not-found", "Not Found", f"Path {path!r} does not exist.")
+
+
+def _wrong_verb(method: str) -> Answer:
+    return _json_error(
+        405,
+        "wrong-verb",
+        "Request method not allowed",
+        f"Request method {method!r} not supported",
+        (("Allow", "POST"),),
+    )
+
+
+def _generic_error(status: int) -> Answer:
+    phrase = _reason(status)
+    slug = phrase.lower().replace(" ", "-") or str(status)
+    return _json_error(status, slug, phrase, f"The sandbox answered {status} as scripted.")
+
+
+def _answer_for_status(status: int, retry_after: int) -> Answer:
+    """A scripted status, answered the way the real API would answer it."""
+    if status == 200:
+        return _ok()
+    if status == 401:
+        return _bad_credentials()
+    if status == 402:
+        return _conversions_disabled()
+    if status in (420, 422, 423):
+        return _invalid_params(status, "Invalid parameters (scripted).")
+    if status == 429:
+        return _throttled(retry_after)
+    return _generic_error(status)
+
+
+# --------------------------------------------------------------------------- the API's checks
+
+
+def _secrets_equal(given: str, expected: str) -> bool:
+    # compare_digest refuses non-ASCII str, and a client may well send any bytes.
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def _authenticate(params: Mapping[str, str], account: AccountSpec | None) -> Answer | None:
+    """Return the error answer for bad credentials, or ``None`` when they are good."""
+    if account is None:
+        return _bad_credentials()
+    if "sig" in params:
+        # A signed request proves knowledge of the signature secret; api_secret is not needed.
+        secret = account.signature_secret
+        if not secret or not verify(params, secret=secret, method=account.signature_method):
+            return _bad_credentials()
+    elif not _secrets_equal(params.get("api_secret", ""), account.api_secret):
+        return _bad_credentials()
+    if not account.conversions_enabled:
+        return _conversions_disabled()
+    return None
+
+
+def _validate(params: Mapping[str, str]) -> Answer | None:
+    """Return the error answer for invalid conversion parameters, or ``None``."""
+    if not params.get("message-id"):
+        return _invalid_params(420, "Parameter 'message-id' is required.")
+    if params.get("delivered") not in _DELIVERED_VALUES:
+        return _invalid_params(423, "Parameter 'delivered' must be one of true, false, 0, 1.")
+    timestamp = params.get("timestamp")
+    if timestamp is not None and not _is_timestamp(timestamp):
+        return _invalid_params(423, "Parameter 'timestamp' must look like 'yyyy-MM-dd HH:mm:ss'.")
+    return None
+
+
+def _is_timestamp(value: str) -> bool:
+    if not _TIMESTAMP_SHAPE.fullmatch(value):
+        return False
+    try:
+        datetime.strptime(value, TIMESTAMP_FORMAT)
+    except ValueError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- deciding an answer
+
+
+class Rules:
+    """Decides the answer to each request: scripted answers first, then injected faults,
+    then the real API's checks. Safe to call from many handler threads at once."""
+
+    def __init__(self, settings: Settings, seed: int | None = None) -> None:
+        self.settings = settings
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()  # guards the random generator and the scripts
+        self._global_script: collections.deque[ScriptItem] = collections.deque()
+        self._message_scripts: dict[str, collections.deque[ScriptItem]] = {}
+
+    def script(self, *items: ScriptItem, message_id: str | None = None) -> None:
+        """Queue the next answers (see :meth:`Sandbox.script`); checks every item first."""
+        checked = [_check_script_item(item) for item in items]
+        with self._lock:
+            if message_id is None:
+                self._global_script.extend(checked)
+            else:
+                self._message_scripts.setdefault(message_id, collections.deque()).extend(checked)
+
+    def clear_scripts(self) -> None:
+        """Forget every scripted answer not used yet."""
+        with self._lock:
+            self._global_script.clear()
+            self._message_scripts.clear()
+
+    def answer(self, method: str, path: str, params: Mapping[str, str]) -> Answer:
+        """The answer to ``method path`` with ``params`` (query and form merged)."""
+        if path not in CHANNELS:
+            return _not_found(path)
+        if method != "POST":
+            return _wrong_verb(method)
+        scripted = self._next_scripted(params.get("message-id"))
+        if scripted is not None:
+            return self._scripted_answer(scripted)
+        injected = self._random_fault()
+        if injected is not None:
+            return injected
+        account = self.settings.accounts.get(params.get("api_key", ""))
+        return _authenticate(params, account) or _validate(params) or _ok()
+
+    def _next_scripted(self, message_id: str | None) -> ScriptItem | None:
+        with self._lock:
+            queue = self._message_scripts.get(message_id) if message_id else None
+            if queue:
+                return queue.popleft()
+            if self._global_script:
+                return self._global_script.popleft()
+            return None
+
+    def _scripted_answer(self, item: ScriptItem) -> Answer:
+        if isinstance(item, int):
+            return _answer_for_status(item, self.settings.retry_after)
+        return Answer(status=None, fault=item)
+
+    def _random_fault(self) -> Answer | None:
+        settings = self.settings
+        # One roll against cumulative edges, so each rate is the probability of its fault.
+        with self._lock:
+            roll = self._random.random()
+            server_error = 503 if self._random.random() < 0.5 else 500
+        edge = settings.drop_rate
+        if roll < edge:
+            return Answer(status=None, fault="drop")
+        edge += settings.hang_rate
+        if roll < edge:
+            return Answer(status=None, fault="hang")
+        edge += settings.error_rate
+        if roll < edge:
+            return _generic_error(server_error)
+        edge += settings.throttle_rate
+        if roll < edge:
+            return _throttled(settings.retry_after)
+        return None
