@@ -21,8 +21,6 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -48,17 +46,6 @@ def worker_env(conversion_settings: dict[str, Any] | None = None, **extra: str) 
     }
     env.update(extra)
     return env
-
-
-def sandbox_settings(sandbox: Any, **overrides: Any) -> dict[str, Any]:
-    """NEXMO_CONVERSION overrides that point the http backend at ``sandbox``."""
-    return {
-        "BACKEND": "django_nexmo_conversion.backends.http.HttpBackend",
-        "BASE_URL": sandbox.base_url,
-        "API_KEY": DEFAULT_API_KEY,
-        "API_SECRET": DEFAULT_API_SECRET,
-        **overrides,
-    }
 
 
 def django_admin(*args: str) -> list[str]:

@@ -26,22 +26,14 @@ from django.utils import timezone
 
 from django_nexmo_conversion import mark_converted
 from django_nexmo_conversion.models import Conversion, ConversionAttempt, Status
-from django_nexmo_conversion.sandbox import (
-    DEFAULT_API_KEY,
-    DEFAULT_API_SECRET,
-    AccountSpec,
-    ReceivedRequest,
-    Sandbox,
-)
+from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, AccountSpec, ReceivedRequest, Sandbox
+
+from .helpers import configure, sandbox_settings
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sandbox]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SUBPROCESS_TIMEOUT = 30
-
-
-def configure(settings: Any, **values: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, **values}
 
 
 def run(*args: str) -> str:
@@ -230,15 +222,7 @@ class Project:
     def __init__(self, root: Path, base_url: str, **nexmo: Any) -> None:
         self.root = root
         self.db = root / "db.sqlite3"
-        conf = {
-            "BACKEND": "django_nexmo_conversion.backends.http.HttpBackend",
-            "BASE_URL": base_url,
-            "API_KEY": DEFAULT_API_KEY,
-            "API_SECRET": DEFAULT_API_SECRET,
-            "DISPATCH": "manual",
-            "CONCURRENCY": 1,
-            **nexmo,
-        }
+        conf = sandbox_settings(base_url, DISPATCH="manual", CONCURRENCY=1, **nexmo)
         (root / "command_test_settings.py").write_text(
             textwrap.dedent(
                 f"""

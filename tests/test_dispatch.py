@@ -14,13 +14,11 @@ from django_nexmo_conversion import mark_converted, record_message, report_pendi
 from django_nexmo_conversion.models import Conversion, ConversionAttempt, SentMessage, Status
 from django_nexmo_conversion.sandbox import AccountSpec, Sandbox
 
+from .helpers import configure
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
 
 LOGGER = "django_nexmo_conversion"
-
-
-def configure(settings: Any, **values: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, **values}
 
 
 @pytest.fixture

@@ -13,14 +13,8 @@ from django.db import transaction
 from django_nexmo_conversion import mark_converted
 from django_nexmo_conversion.models import Conversion, Status
 
-from .processes import (
-    django_admin,
-    require_service,
-    running,
-    sandbox_settings,
-    wait_until,
-    worker_env,
-)
+from .helpers import configure, sandbox_settings
+from .processes import django_admin, require_service, running, wait_until, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,11 +83,7 @@ def test_celery_worker_reports_each_conversion_once_after_commit(
     name, host, port, url = BROKERS[broker]
     require_service(name, host, port)
     app = celery_producer(url)
-    settings.NEXMO_CONVERSION = {
-        **settings.NEXMO_CONVERSION,
-        "DISPATCH": "celery",
-        "CELERY_TASK_OPTIONS": {"queue": QUEUE},
-    }
+    configure(settings, DISPATCH="celery", CELERY_TASK_OPTIONS={"queue": QUEUE})
     # Purge what an earlier, interrupted run may have left in the queue.
     app.control.purge()
     env = worker_env(sandbox_settings(nexmo_sandbox), NEXMO_TEST_BROKER_URL=url)
@@ -144,7 +134,7 @@ def test_celery_beat_reports_what_is_due(nexmo_sandbox, tmp_path, celery_produce
 
 
 def test_django_tasks_immediate_backend_reports_on_commit(nexmo_sandbox, settings):
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "DISPATCH": "django_tasks"}
+    configure(settings, DISPATCH="django_tasks")
     with transaction.atomic():
         conversion = mark_converted("TASKIMMEDIATE1")
         assert not nexmo_sandbox.requests
@@ -155,11 +145,7 @@ def test_django_tasks_immediate_backend_reports_on_commit(nexmo_sandbox, setting
 
 def test_django_tasks_database_worker(nexmo_sandbox, settings, tmp_path):
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-    settings.NEXMO_CONVERSION = {
-        **settings.NEXMO_CONVERSION,
-        "DISPATCH": "django_tasks",
-        "DJANGO_TASKS_USING": {"queue_name": "default"},
-    }
+    configure(settings, DISPATCH="django_tasks", DJANGO_TASKS_USING={"queue_name": "default"})
     with transaction.atomic():
         for n in range(10):
             mark_converted(f"TASKDB{n:04d}")

@@ -25,6 +25,8 @@ from django_nexmo_conversion.sandbox.webhooks import (
     WebhookSender,
 )
 
+from .helpers import configure
+
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,10 +39,6 @@ NOT_FAILED = ("delivered", "accepted", "buffered", "unknown")
 
 def receipt_url() -> str:
     return reverse("django_nexmo_conversion:receipt")
-
-
-def configure(settings: Any, **values: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, **values}
 
 
 def at(minutes_ago: float) -> datetime:

@@ -25,14 +25,12 @@ from django_nexmo_conversion.sandbox import (
 )
 from django_nexmo_conversion.signing import SIGNATURE_METHODS, verify
 
+from .helpers import configure
+
 pytestmark = [pytest.mark.django_db, pytest.mark.sandbox]
 
 WIRE_FIELDS = {"api_key", "api_secret", "message-id", "delivered", "timestamp"}
 SIGNATURE_SECRET = "sig-secret-Qx7w"
-
-
-def configure(settings: Any, **values: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, **values}
 
 
 def mark_many(count: int, prefix: str = "MSG") -> list[Conversion]:

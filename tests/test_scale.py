@@ -23,7 +23,8 @@ from django_nexmo_conversion.models import Conversion, ConversionAttempt, SentMe
 from django_nexmo_conversion.reporting.claims import claim
 from django_nexmo_conversion.sandbox import Sandbox
 
-from .processes import django_admin, require_service, running, sandbox_settings, worker_env
+from .helpers import configure, sandbox_settings
+from .processes import django_admin, require_service, running, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -148,14 +149,14 @@ def test_fault_suite_every_conversion_ends_reported(settings):
         retry_after=0,
         seed=1234,
     ) as sandbox:
-        settings.NEXMO_CONVERSION = {
-            **settings.NEXMO_CONVERSION,
-            **sandbox_settings(sandbox),
-            "TIMEOUT": timeout,
-            "MAX_ATTEMPTS": max_attempts,
-            "RETRY_BACKOFF": 0.01,
-            "RETRY_BACKOFF_MAX": 0.05,
-        }
+        configure(
+            settings,
+            sandbox=sandbox,
+            TIMEOUT=timeout,
+            MAX_ATTEMPTS=max_attempts,
+            RETRY_BACKOFF=0.01,
+            RETRY_BACKOFF_MAX=0.05,
+        )
         for _ in range(max_attempts * 3):
             report_pending(concurrency=8)
             if not Conversion.objects.exclude(status=Status.REPORTED).exists():

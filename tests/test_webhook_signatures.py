@@ -27,6 +27,8 @@ from django_nexmo_conversion.sandbox import AccountSpec, Sandbox
 from django_nexmo_conversion.sandbox.webhooks import WEBHOOK_FORMATS, WebhookSender
 from django_nexmo_conversion.signing import SIGNATURE_METHODS
 
+from .helpers import configure
+
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,10 +41,6 @@ PREFIX = "django_nexmo_conversion."
 
 def url(kind: str) -> str:
     return reverse(f"django_nexmo_conversion:{kind}")
-
-
-def configure(settings: Any, **values: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, **values}
 
 
 def vonage_sig(params: dict[str, str], *, secret: str, method: str) -> str:
@@ -348,8 +346,7 @@ def test_from_the_sandbox_account_to_the_report_signed_both_ways(
     with Sandbox(accounts={"signed-key": account}) as sandbox:
         configure(
             settings,
-            BACKEND="django_nexmo_conversion.backends.http.HttpBackend",
-            BASE_URL=sandbox.base_url,
+            sandbox=sandbox,
             API_KEY="signed-key",
             API_SECRET=None,
             SIGNATURE_SECRET=SECRET,

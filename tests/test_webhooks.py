@@ -41,6 +41,8 @@ from django_nexmo_conversion.sandbox import Sandbox
 from django_nexmo_conversion.sandbox.webhooks import WEBHOOK_FORMATS, WebhookSender
 from django_nexmo_conversion.webhooks import InboundReply
 
+from .helpers import configure
+
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,10 +54,6 @@ CLI = [sys.executable, "-m", "django_nexmo_conversion.sandbox"]
 
 def inbound_url() -> str:
     return reverse("django_nexmo_conversion:inbound")
-
-
-def configure(settings: Any, **values: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, **values}
 
 
 def ago(**delta: float) -> datetime:
