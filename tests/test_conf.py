@@ -11,6 +11,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django_nexmo_conversion import conf
 from django_nexmo_conversion.conf import Account, build_settings, get_settings
 
+from .helpers import replace_configuration
+
 ENV_NAMES = [name for names in conf.ENV_FALLBACKS.values() for name in names]
 
 
@@ -86,7 +88,9 @@ def test_settings_win_over_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_get_settings_reads_env_after_cache_clear(
     monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
-    settings.NEXMO_CONVERSION = {"BACKEND": "django_nexmo_conversion.backends.dummy.DummyBackend"}
+    replace_configuration(
+        settings, {"BACKEND": "django_nexmo_conversion.backends.dummy.DummyBackend"}
+    )
     assert get_settings().default_account is None
     monkeypatch.setenv("VONAGE_API_KEY", "v-key")
     monkeypatch.setenv("VONAGE_API_SECRET", "v-secret")

@@ -23,6 +23,8 @@ from django_nexmo_conversion.reporting.outcomes import write_answers
 from django_nexmo_conversion.sandbox import Sandbox
 from django_nexmo_conversion.wire import Answer
 
+from .helpers import configure
+
 pytestmark = pytest.mark.django_db
 
 
@@ -42,7 +44,7 @@ def expire_leases() -> None:
 
 
 def test_claim_takes_due_rows_under_a_lease(settings: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "LEASE_SECONDS": 120}
+    configure(settings, LEASE_SECONDS=120)
     conversions = mark_many(3)
     before = timezone.now()
 
@@ -237,11 +239,7 @@ def test_every_row_is_sent_while_its_lease_holds(
     # its last rows after their lease ran out, when another worker may take them and send
     # them too.
     lease = 1.0
-    settings.NEXMO_CONVERSION = {
-        **settings.NEXMO_CONVERSION,
-        "LEASE_SECONDS": lease,
-        "TIMEOUT": 0.3,
-    }
+    configure(settings, LEASE_SECONDS=lease, TIMEOUT=0.3)
     nexmo_sandbox.latency = 0.12
     conversions = mark_many(12)
     lease_ends: dict[str, float] = {}  # message id -> latest possible lease expiry (monotonic)

@@ -31,6 +31,8 @@ from django_nexmo_conversion.non_conversion import mark_non_conversions
 from django_nexmo_conversion.sandbox import Sandbox
 from django_nexmo_conversion.wire import format_timestamp
 
+from .helpers import configure
+
 pytestmark = pytest.mark.django_db
 
 WINDOW = 3600
@@ -38,7 +40,7 @@ WINDOW = 3600
 
 @pytest.fixture(autouse=True)
 def window(settings: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "NON_CONVERSION_AFTER": WINDOW}
+    configure(settings, NON_CONVERSION_AFTER=WINDOW)
 
 
 def sent(message_id: str, ago: timedelta) -> SentMessage:
@@ -76,7 +78,7 @@ def test_only_once() -> None:
 
 
 def test_nothing_when_the_setting_is_off(settings: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "NON_CONVERSION_AFTER": None}
+    configure(settings, NON_CONVERSION_AFTER=None)
     sent("0A000000DDDD0005", timedelta(days=30))
     assert mark_non_conversions() == 0
     assert not Conversion.objects.exists()
