@@ -1,4 +1,5 @@
-"""What several test modules need: the app's settings for one test, and a sandbox to point at.
+"""What several test modules need: the app's settings for one test, a sandbox to point at,
+conversions to report.
 
 The fixtures built on these live in ``tests/conftest.py``.
 """
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django_nexmo_conversion import mark_converted
+from django_nexmo_conversion.models import Conversion
 from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
 
 
@@ -39,3 +42,8 @@ def replace_configuration(settings: Any, value: object) -> None:
     Any object, not only a dict: the system checks are tested with broken ones.
     """
     settings.NEXMO_CONVERSION = value
+
+
+def mark_many(count: int, prefix: str = "MSG") -> list[Conversion]:
+    """``count`` pending conversions, of messages ``{prefix}0000``, ``{prefix}0001``, ..."""
+    return [mark_converted(f"{prefix}{i:04d}") for i in range(count)]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from django_nexmo_conversion import mark_converted, report_pending
+from django_nexmo_conversion import report_pending
 from django_nexmo_conversion.conf import get_settings
 from django_nexmo_conversion.models import Conversion, ConversionAttempt, Outcome, Status
 from django_nexmo_conversion.reporting import engine
@@ -23,13 +23,9 @@ from django_nexmo_conversion.reporting.outcomes import write_answers
 from django_nexmo_conversion.sandbox import Sandbox
 from django_nexmo_conversion.wire import Answer
 
-from .helpers import configure
+from .helpers import configure, mark_many
 
 pytestmark = pytest.mark.django_db
-
-
-def mark_many(count: int) -> list[Conversion]:
-    return [mark_converted(f"LEASE{i:04d}") for i in range(count)]
 
 
 def rows(*conversions: Conversion) -> list[Conversion]:
@@ -45,7 +41,7 @@ def expire_leases() -> None:
 
 def test_claim_takes_due_rows_under_a_lease(settings: Any) -> None:
     configure(settings, LEASE_SECONDS=120)
-    conversions = mark_many(3)
+    conversions = mark_many(3, prefix="LEASE")
     before = timezone.now()
 
     token, claimed = claim(10)
@@ -62,7 +58,7 @@ def test_claim_takes_due_rows_under_a_lease(settings: Any) -> None:
 
 
 def test_claim_respects_size_and_due_time() -> None:
-    conversions = mark_many(4)
+    conversions = mark_many(4, prefix="LEASE")
     later = timezone.now() + timedelta(hours=1)
     Conversion.objects.filter(pk=conversions[3].pk).update(next_attempt_at=later)
 
@@ -74,7 +70,7 @@ def test_claim_respects_size_and_due_time() -> None:
 
 
 def test_a_second_claim_does_not_take_claimed_rows() -> None:
-    mark_many(3)
+    mark_many(3, prefix="LEASE")
     claim(10)
 
     token, claimed = claim(10)
@@ -85,7 +81,7 @@ def test_a_second_claim_does_not_take_claimed_rows() -> None:
 
 
 def test_rows_of_a_vanished_worker_are_taken_over_after_the_lease() -> None:
-    conversions = mark_many(2)
+    conversions = mark_many(2, prefix="LEASE")
     old_token, _ = claim(10)
     expire_leases()
 
@@ -98,7 +94,7 @@ def test_rows_of_a_vanished_worker_are_taken_over_after_the_lease() -> None:
 
 
 def test_an_outcome_from_a_lost_lease_is_ignored_but_the_attempt_is_kept() -> None:
-    [conversion] = mark_many(1)
+    [conversion] = mark_many(1, prefix="LEASE")
     conf = get_settings()
     old_token, [old_row] = claim(10)
     expire_leases()
@@ -127,7 +123,7 @@ def test_an_outcome_from_a_lost_lease_is_ignored_but_the_attempt_is_kept() -> No
 
 
 def test_a_failure_from_a_lost_lease_does_not_fail_the_row() -> None:
-    [conversion] = mark_many(1)
+    [conversion] = mark_many(1, prefix="LEASE")
     conf = get_settings()
     old_token, [old_row] = claim(10)
     expire_leases()
@@ -141,7 +137,7 @@ def test_a_failure_from_a_lost_lease_does_not_fail_the_row() -> None:
 
 
 def test_release_returns_unsent_rows_with_nothing_burned() -> None:
-    conversions = mark_many(3)
+    conversions = mark_many(3, prefix="LEASE")
     token, _ = claim(10)
     before = timezone.now()
 
@@ -162,7 +158,7 @@ def test_release_returns_unsent_rows_with_nothing_burned() -> None:
 
 
 def test_release_with_a_stale_token_changes_nothing() -> None:
-    conversions = mark_many(2)
+    conversions = mark_many(2, prefix="LEASE")
     old_token, _ = claim(10)
     expire_leases()
     new_token, _ = claim(10)
@@ -174,7 +170,7 @@ def test_release_with_a_stale_token_changes_nothing() -> None:
 def test_report_run_never_sends_rows_another_worker_holds(
     nexmo_sandbox: Sandbox,
 ) -> None:
-    held, free = mark_many(2)
+    held, free = mark_many(2, prefix="LEASE")
     claim(1)  # another worker holds the oldest one
 
     result = report_pending()
@@ -192,7 +188,7 @@ def test_report_run_never_sends_rows_another_worker_holds(
 
 @pytest.mark.django_db(transaction=True)
 def test_parallel_claims_take_disjoint_rows() -> None:
-    conversions = mark_many(40)
+    conversions = mark_many(40, prefix="LEASE")
     workers = 4
     barrier = threading.Barrier(workers)
     claimed: list[list[int]] = []
@@ -241,7 +237,7 @@ def test_every_row_is_sent_while_its_lease_holds(
     lease = 1.0
     configure(settings, LEASE_SECONDS=lease, TIMEOUT=0.3)
     nexmo_sandbox.latency = 0.12
-    conversions = mark_many(12)
+    conversions = mark_many(12, prefix="LEASE")
     lease_ends: dict[str, float] = {}  # message id -> latest possible lease expiry (monotonic)
     real_claim = engine.claim
 

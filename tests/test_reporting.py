@@ -25,16 +25,12 @@ from django_nexmo_conversion.sandbox import (
 )
 from django_nexmo_conversion.signing import SIGNATURE_METHODS, verify
 
-from .helpers import configure
+from .helpers import configure, mark_many
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sandbox]
 
 WIRE_FIELDS = {"api_key", "api_secret", "message-id", "delivered", "timestamp"}
 SIGNATURE_SECRET = "sig-secret-Qx7w"
-
-
-def mark_many(count: int, prefix: str = "MSG") -> list[Conversion]:
-    return [mark_converted(f"{prefix}{i:04d}") for i in range(count)]
 
 
 def make_due(*conversions: Conversion) -> None:
