@@ -13,19 +13,14 @@ from django_nexmo_conversion.checks import check_settings
 
 from .helpers import replace_configuration
 
+pytestmark = pytest.mark.usefixtures("no_env_credentials")
+
 PREFIX = "django_nexmo_conversion."
 GOOD = {
     "API_KEY": "k",
     "API_SECRET": "s",
     "BACKEND": "django_nexmo_conversion.backends.dummy.DummyBackend",
 }
-
-
-@pytest.fixture(autouse=True)
-def _no_credentials_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for names in conf.ENV_FALLBACKS.values():
-        for name in names:
-            monkeypatch.delenv(name, raising=False)
 
 
 def our_messages() -> list[checks.CheckMessage]:

@@ -13,14 +13,10 @@ from django_nexmo_conversion.conf import Account, build_settings, get_settings
 
 from .helpers import replace_configuration
 
-ENV_NAMES = [name for names in conf.ENV_FALLBACKS.values() for name in names]
-
 
 @pytest.fixture(autouse=True)
-def _no_credentials_in_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_credentials_in_env(no_env_credentials: None) -> Iterator[None]:
     """The developer's shell must not leak into these tests (nor the cache across them)."""
-    for name in ENV_NAMES:
-        monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()

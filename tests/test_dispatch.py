@@ -22,12 +22,6 @@ LOGGER = "django_nexmo_conversion"
 
 
 @pytest.fixture
-def on_commit(nexmo_sandbox: Sandbox, settings: Any) -> Sandbox:
-    configure(settings, DISPATCH="on_commit")
-    return nexmo_sandbox
-
-
-@pytest.fixture
 def marked_signals() -> Iterator[list[Conversion]]:
     got: list[Conversion] = []
 
@@ -160,11 +154,10 @@ def test_account_error_at_commit_is_logged_as_an_error(
     assert any("not enabled" in r.getMessage() for r in errors), caplog.text
 
 
+@pytest.mark.usefixtures("no_env_credentials")
 def test_misconfiguration_at_commit_is_logged_not_raised(
-    on_commit: Sandbox, settings: Any, caplog: pytest.LogCaptureFixture, monkeypatch: Any
+    on_commit: Sandbox, settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    for name in ("NEXMO_API_KEY", "VONAGE_API_KEY", "NEXMO_API_SECRET", "VONAGE_API_SECRET"):
-        monkeypatch.delenv(name, raising=False)
     configure(settings, API_KEY=None, API_SECRET=None, ACCOUNTS={"k2": {"API_SECRET": "s2"}})
 
     with caplog.at_level(logging.INFO, logger=LOGGER):

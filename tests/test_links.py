@@ -76,13 +76,12 @@ def test_a_click_marks_and_redirects(client: Client, message: SentMessage) -> No
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_click_is_reported_to_nexmo(settings: Any, nexmo_sandbox: Sandbox) -> None:
-    configure(settings, DISPATCH="on_commit")
+def test_a_click_is_reported_to_nexmo(on_commit: Sandbox) -> None:
     message = record_message("0A000000AAAA0002")
     response = get(Client(), conversion_link(message, "https://testserver/offer/"))
     assert response.status_code == 302
     assert response["Location"] == "https://testserver/offer/"
-    [request] = nexmo_sandbox.reported()
+    [request] = on_commit.reported()
     assert (request.form["message-id"], request.form["delivered"]) == ("0A000000AAAA0002", "true")
 
 

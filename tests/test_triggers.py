@@ -26,15 +26,7 @@ from django_nexmo_conversion.sandbox import Sandbox
 from django_nexmo_conversion.triggers import Trigger
 from tests.testapp.models import Order
 
-from .helpers import configure
-
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def on_commit(settings: Any, nexmo_sandbox: Sandbox) -> Sandbox:
-    configure(settings, DISPATCH="on_commit")
-    return nexmo_sandbox
 
 
 @pytest.fixture
