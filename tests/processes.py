@@ -1,4 +1,5 @@
-"""Real worker processes for the tests: report runs, Celery workers, task workers.
+"""Real worker processes for the tests: report runs, Celery workers, task workers, and the
+sandbox's command line.
 
 A subprocess reaches the test database by name and the sandbox by URL, both passed in the
 environment (tests/settings.py reads them).
@@ -50,6 +51,17 @@ def worker_env(conversion_settings: dict[str, Any] | None = None, **extra: str) 
 
 def django_admin(*args: str) -> list[str]:
     return [sys.executable, "-m", "django", *args]
+
+
+SANDBOX_CLI = [sys.executable, "-m", "django_nexmo_conversion.sandbox"]
+
+
+def sandbox_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m django_nexmo_conversion.sandbox *args``, run to its end from the repository
+    root, its output captured as text."""
+    return subprocess.run(
+        [*SANDBOX_CLI, *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
 @contextmanager

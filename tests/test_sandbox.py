@@ -7,7 +7,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,9 +24,10 @@ from django_nexmo_conversion.sandbox import (
 )
 from django_nexmo_conversion.signing import SIGNATURE_METHODS, sign
 
+from .processes import ROOT, SANDBOX_CLI
+
 pytestmark = pytest.mark.sandbox
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SIGNED_KEY = "signed-key"
 SIGNATURE_SECRET = "sig-secret-Zq81"
 TIMEOUT = 5.0
@@ -529,8 +529,8 @@ def test_cli_serves_and_never_prints_secrets() -> None:
     options = ["--port", "0", "--api-key", "cli-key", "--api-secret", secrets[0]]
     options += ["--signature-secret", secrets[1], "--signature-method", "sha256"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "django_nexmo_conversion.sandbox", *options],
-        cwd=REPO_ROOT,
+        [*SANDBOX_CLI, *options],
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
