@@ -1,12 +1,18 @@
 """What several test modules need: the app's settings for one test, a sandbox to point at,
-conversions to report.
+conversions to report, threads that race.
 
 The fixtures built on these live in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import socket
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.db import connections
 
 from django_nexmo_conversion import mark_converted
 from django_nexmo_conversion.models import Conversion
@@ -47,3 +53,49 @@ def replace_configuration(settings: Any, value: object) -> None:
 def mark_many(count: int, prefix: str = "MSG") -> list[Conversion]:
     """``count`` pending conversions, of messages ``{prefix}0000``, ``{prefix}0001``, ..."""
     return [mark_converted(f"{prefix}{i:04d}") for i in range(count)]
+
+
+def requests_per_message(sandbox: Sandbox) -> Counter[str | None]:
+    """How many requests the sandbox has received for each message id."""
+    return Counter(r.message_id for r in sandbox.requests)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+T = TypeVar("T")
+
+
+def run_together(threads: int, work: Callable[[], T]) -> tuple[list[T], list[BaseException]]:
+    """Run ``work`` in ``threads`` threads let go at the same instant; wait for them all.
+
+    Returns what the threads returned and what they raised. Each thread closes its own
+    database connections when it is done.
+    """
+    barrier = threading.Barrier(threads)
+    returned: list[T] = []
+    raised: list[BaseException] = []
+    lock = threading.Lock()
+
+    def thread() -> None:
+        try:
+            barrier.wait()
+            result = work()
+            with lock:
+                returned.append(result)
+        except BaseException as exc:  # pragma: no cover - the caller asserts there is none
+            with lock:
+                raised.append(exc)
+        finally:
+            connections.close_all()
+
+    started = [threading.Thread(target=thread) for _ in range(threads)]
+    for each in started:
+        each.start()
+    for each in started:
+        each.join()
+    return returned, raised

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,7 @@ from django_nexmo_conversion import mark_converted, record_message, report_pendi
 from django_nexmo_conversion.models import Conversion, ConversionAttempt, SentMessage, Status
 from django_nexmo_conversion.sandbox import AccountSpec, Sandbox
 
-from .helpers import configure
+from .helpers import configure, free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
 
@@ -39,14 +38,6 @@ def assert_warned(caplog: pytest.LogCaptureFixture, *parts: str) -> None:
         r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno >= logging.WARNING
     ]
     assert any(all(part in text for part in parts) for text in warnings), caplog.text
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def test_on_commit_sends_right_after_commit_and_not_before(on_commit: Sandbox) -> None:
@@ -129,7 +120,7 @@ def test_api_trouble_at_commit_never_reaches_the_caller(
 def test_api_unreachable_at_commit_never_reaches_the_caller(
     on_commit: Sandbox, settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    configure(settings, BASE_URL=f"http://127.0.0.1:{closed_port()}")
+    configure(settings, BASE_URL=f"http://127.0.0.1:{free_port()}")
 
     with caplog.at_level(logging.INFO, logger=LOGGER):
         conversion = mark_converted("0A00000000000C09")

@@ -6,12 +6,12 @@ compare-and-set UPDATE, plus SKIP LOCKED where the database has it.
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import OperationalError
 from django.utils import timezone
 
 from django_nexmo_conversion import report_pending
@@ -23,7 +23,7 @@ from django_nexmo_conversion.reporting.outcomes import write_answers
 from django_nexmo_conversion.sandbox import Sandbox
 from django_nexmo_conversion.wire import Answer
 
-from .helpers import configure, mark_many
+from .helpers import configure, mark_many, run_together
 
 pytestmark = pytest.mark.django_db
 
@@ -189,36 +189,18 @@ def test_report_run_never_sends_rows_another_worker_holds(
 @pytest.mark.django_db(transaction=True)
 def test_parallel_claims_take_disjoint_rows() -> None:
     conversions = mark_many(40, prefix="LEASE")
-    workers = 4
-    barrier = threading.Barrier(workers)
-    claimed: list[list[int]] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
 
-    def worker() -> None:
-        from django.db import OperationalError, connections
+    def worker() -> list[int]:
+        mine: list[int] = []
+        for _ in range(40):
+            try:
+                _, got = claim(5)
+            except OperationalError:  # SQLite shared cache: another writer holds the table
+                continue
+            mine.extend(c.pk for c in got)
+        return mine
 
-        try:
-            barrier.wait()
-            mine: list[int] = []
-            for _ in range(40):
-                try:
-                    _, got = claim(5)
-                except OperationalError:  # SQLite shared cache: another writer holds the table
-                    continue
-                mine.extend(c.pk for c in got)
-            with lock:
-                claimed.append(mine)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    claimed, errors = run_together(4, worker)
 
     assert errors == []
     every = [pk for mine in claimed for pk in mine]

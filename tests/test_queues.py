@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections import Counter
 
 import pytest
 from django.db import transaction
@@ -13,7 +12,7 @@ from django.db import transaction
 from django_nexmo_conversion import mark_converted
 from django_nexmo_conversion.models import Conversion, Status
 
-from .helpers import configure, sandbox_settings
+from .helpers import configure, requests_per_message, sandbox_settings
 from .processes import django_admin, require_service, running, wait_until, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -101,7 +100,7 @@ def test_celery_worker_reports_each_conversion_once_after_commit(
             tmp_path / "worker.log"
         ).read_text()[-3000:]
 
-    ids = Counter(r.message_id for r in nexmo_sandbox.requests)
+    ids = requests_per_message(nexmo_sandbox)
     assert len(ids) == 20
     assert max(ids.values()) == 1
     assert "ROLLEDBACK0001" not in ids
@@ -160,9 +159,7 @@ def test_django_tasks_database_worker(nexmo_sandbox, settings, tmp_path):
         worker.wait(timeout=60)
     assert worker.returncode == 0, (tmp_path / "db_worker.log").read_text()[-3000:]
     assert reported_count() == 10
-    assert Counter(r.message_id for r in nexmo_sandbox.requests) == {
-        f"TASKDB{n:04d}": 1 for n in range(10)
-    }
+    assert requests_per_message(nexmo_sandbox) == {f"TASKDB{n:04d}": 1 for n in range(10)}
 
 
 def test_tasks_module_imports_without_celery(monkeypatch):

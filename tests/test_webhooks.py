@@ -39,7 +39,7 @@ from django_nexmo_conversion.sandbox import Sandbox
 from django_nexmo_conversion.sandbox.webhooks import WEBHOOK_FORMATS, WebhookSender
 from django_nexmo_conversion.webhooks import InboundReply
 
-from .helpers import configure
+from .helpers import configure, free_port
 from .processes import sandbox_cli
 
 pytestmark = pytest.mark.django_db
@@ -574,7 +574,6 @@ def test_the_demo_shows_a_reply_converting_a_message(tmp_path: Path) -> None:
         DemoProcess,
         csrf_token,
         demo_env,
-        free_port,
         statuses,
         wait_for_site,
     )
