@@ -261,6 +261,17 @@ class Project:
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "django", "report_conversions", *args]
 
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the command to its end; its output as text."""
+        return subprocess.run(
+            self.command(*args),
+            cwd=REPO_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=SUBPROCESS_TIMEOUT,
+        )
+
     def rows(self) -> list[tuple[str, str, int, str]]:
         # closing(): sqlite3's own context manager commits but never closes the connection.
         with closing(sqlite3.connect(self.db)) as db:
@@ -292,14 +303,7 @@ def test_subprocess_reports_and_exits_zero(
 ) -> None:
     project = make_project(tmp_path, migrated_db, nexmo_sandbox)
 
-    done = subprocess.run(
-        project.command(),
-        cwd=REPO_ROOT,
-        env=project.env,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-    )
+    done = project.run()
 
     assert done.returncode == 0, done.stderr
     assert done.stdout == "reported 5, retrying 0, failed 0\n"
@@ -314,14 +318,7 @@ def test_subprocess_exit_status_is_non_zero_on_halt(
 ) -> None:
     project = make_project(tmp_path, migrated_db, nexmo_sandbox, API_SECRET="wrong-secret-Pz3")
 
-    done = subprocess.run(
-        project.command(),
-        cwd=REPO_ROOT,
-        env=project.env,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-    )
+    done = project.run()
 
     assert done.returncode != 0
     assert "CommandError" in done.stderr
