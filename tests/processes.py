@@ -1,4 +1,5 @@
-"""Real worker processes for the tests: report runs, Celery workers, task workers.
+"""Real worker processes for the tests: report runs, Celery workers, task workers, and the
+sandbox's command line.
 
 A subprocess reaches the test database by name and the sandbox by URL, both passed in the
 environment (tests/settings.py reads them).
@@ -20,8 +21,6 @@ from typing import Any
 
 import pytest
 from django.db import connection
-
-from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,19 +49,19 @@ def worker_env(conversion_settings: dict[str, Any] | None = None, **extra: str) 
     return env
 
 
-def sandbox_settings(sandbox: Any, **overrides: Any) -> dict[str, Any]:
-    """NEXMO_CONVERSION overrides that point the http backend at ``sandbox``."""
-    return {
-        "BACKEND": "django_nexmo_conversion.backends.http.HttpBackend",
-        "BASE_URL": sandbox.base_url,
-        "API_KEY": DEFAULT_API_KEY,
-        "API_SECRET": DEFAULT_API_SECRET,
-        **overrides,
-    }
-
-
 def django_admin(*args: str) -> list[str]:
     return [sys.executable, "-m", "django", *args]
+
+
+SANDBOX_CLI = [sys.executable, "-m", "django_nexmo_conversion.sandbox"]
+
+
+def sandbox_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m django_nexmo_conversion.sandbox *args``, run to its end from the repository
+    root, its output captured as text."""
+    return subprocess.run(
+        [*SANDBOX_CLI, *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
 @contextmanager

@@ -28,6 +28,8 @@ from django_nexmo_conversion.testing.factories import (
 )
 from tests.testapp.models import Order
 
+from .helpers import configure
+
 pytestmark = pytest.mark.django_db
 
 APP = "django_nexmo_conversion"
@@ -170,7 +172,7 @@ def test_search_by_exact_message_id_in_any_case(admin_client):
 
 
 def test_search_by_phone_number_in_any_format_even_when_not_stored(admin_client, settings):
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "RECIPIENT_STORAGE": "none"}
+    configure(settings, RECIPIENT_STORAGE="none")
     message = marking.record_message("0B00000000000001", recipient="+44 7700 900123")
     assert message.recipient == ""
     marking.mark_converted(message)
@@ -386,7 +388,7 @@ def test_report_now_with_nothing_to_report(admin_client):
 
 
 def test_report_now_with_broken_settings_names_the_setting(admin_client, settings):
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "BASE_URL": "http://example.com"}
+    configure(settings, BASE_URL="http://example.com")
     conversion = ConversionFactory()
     response = act(admin_client, "report_now", [conversion])
     [(level, text)] = flash(response)
@@ -612,14 +614,10 @@ def test_no_admin_page_shows_a_secret(admin_client, nexmo_sandbox, settings):
     conversion = ConversionFactory()
     failed(last_error="HTTP 420: Invalid Parameters")
     # Wrong credentials on purpose: the sandbox answers 401, recorded everywhere it can be.
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "API_SECRET": SECRET}
+    configure(settings, API_SECRET=SECRET)
     response = act(admin_client, "report_now", [conversion])
     texts = [text for _level, text in flash(response)]
-    settings.NEXMO_CONVERSION = {
-        **settings.NEXMO_CONVERSION,
-        "SIGNATURE_SECRET": SIGNING_SECRET,
-        "SIGNATURE_METHOD": "sha256",
-    }
+    configure(settings, SIGNATURE_SECRET=SIGNING_SECRET, SIGNATURE_METHOD="sha256")
     nexmo_sandbox.script(401)
     response = admin_client.post(f"{CL}{conversion.pk}/report/")
     texts += [text for _level, text in flash(response)]

@@ -18,6 +18,8 @@ from django_nexmo_conversion.choices import Outcome
 from django_nexmo_conversion.conf import Account, build_settings, get_settings
 from django_nexmo_conversion.wire import Report
 
+from .helpers import configure
+
 BACKENDS = "django_nexmo_conversion.backends"
 AT = datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc)
 REPORT = Report(channel="voice", message_id="call-1", delivered=False, timestamp=AT)
@@ -26,7 +28,7 @@ SIGNED = Account(api_key="key1", api_secret="SECRET-plain-77", signature_secret=
 
 
 def use(settings: Any, backend: str, **extra: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "BACKEND": backend, **extra}
+    configure(settings, BACKEND=backend, **extra)
 
 
 @pytest.mark.parametrize("account", [PLAIN, SIGNED], ids=["key+secret", "signed"])

@@ -11,19 +11,16 @@ from django.core import checks
 from django_nexmo_conversion import conf
 from django_nexmo_conversion.checks import check_settings
 
+from .helpers import replace_configuration
+
+pytestmark = pytest.mark.usefixtures("no_env_credentials")
+
 PREFIX = "django_nexmo_conversion."
 GOOD = {
     "API_KEY": "k",
     "API_SECRET": "s",
     "BACKEND": "django_nexmo_conversion.backends.dummy.DummyBackend",
 }
-
-
-@pytest.fixture(autouse=True)
-def _no_credentials_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for names in conf.ENV_FALLBACKS.values():
-        for name in names:
-            monkeypatch.delenv(name, raising=False)
 
 
 def our_messages() -> list[checks.CheckMessage]:
@@ -34,10 +31,6 @@ def our_messages() -> list[checks.CheckMessage]:
 
 def our_ids() -> list[str]:
     return [str(m.id) for m in our_messages()]
-
-
-def configure(settings: Any, value: object) -> None:
-    settings.NEXMO_CONVERSION = value
 
 
 def test_test_settings_have_no_problems() -> None:
@@ -85,7 +78,7 @@ def test_check_is_registered_with_django() -> None:
 def test_each_misconfiguration_has_its_id(
     settings: Any, overrides: dict[str, Any], expected_id: str
 ) -> None:
-    configure(settings, {**GOOD, **overrides})
+    replace_configuration(settings, {**GOOD, **overrides})
     assert our_ids() == [PREFIX + expected_id]
     (message,) = our_messages()
     assert message.level == checks.ERROR
@@ -93,12 +86,12 @@ def test_each_misconfiguration_has_its_id(
 
 
 def test_e000_not_a_dict(settings: Any) -> None:
-    configure(settings, "API_KEY=k")
+    replace_configuration(settings, "API_KEY=k")
     assert PREFIX + "E000" in our_ids()
 
 
 def test_e001_no_credentials_at_all(settings: Any) -> None:
-    configure(settings, {"BACKEND": GOOD["BACKEND"]})
+    replace_configuration(settings, {"BACKEND": GOOD["BACKEND"]})
     messages = our_messages()
     assert [m.id for m in messages] == [PREFIX + "E001"]
     assert "NEXMO_CONVERSION['API_KEY']" in messages[0].msg
@@ -106,19 +99,19 @@ def test_e001_no_credentials_at_all(settings: Any) -> None:
 
 
 def test_e001_gone_with_env_credentials(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    configure(settings, {"BACKEND": GOOD["BACKEND"]})
+    replace_configuration(settings, {"BACKEND": GOOD["BACKEND"]})
     monkeypatch.setenv("NEXMO_API_KEY", "k")
     monkeypatch.setenv("NEXMO_API_SECRET", "s")
     assert our_ids() == []
 
 
 def test_non_string_unknown_key_is_a_warning_not_a_crash(settings: Any) -> None:
-    configure(settings, {**GOOD, 1: "x"})
+    replace_configuration(settings, {**GOOD, 1: "x"})
     assert our_ids() == [PREFIX + "W002"]
 
 
 def test_w002_unknown_key_is_a_warning(settings: Any) -> None:
-    configure(settings, {**GOOD, "API_SECRT": "oops", "TIMOUT": 3})
+    replace_configuration(settings, {**GOOD, "API_SECRT": "oops", "TIMOUT": 3})
     (message,) = our_messages()
     assert message.id == PREFIX + "W002"
     assert message.level == checks.WARNING
@@ -128,7 +121,7 @@ def test_w002_unknown_key_is_a_warning(settings: Any) -> None:
 
 
 def test_e007_message_names_backend(settings: Any) -> None:
-    configure(settings, {**GOOD, "BACKEND": "no.such.module.Backend"})
+    replace_configuration(settings, {**GOOD, "BACKEND": "no.such.module.Backend"})
     (message,) = our_messages()
     assert "NEXMO_CONVERSION['BACKEND']" in message.msg
     assert "no.such.module.Backend" in message.msg
@@ -147,7 +140,7 @@ def test_e007_message_names_backend(settings: Any) -> None:
     ],
 )
 def test_base_url_allowed(settings: Any, url: str) -> None:
-    configure(settings, {**GOOD, "BASE_URL": url})
+    replace_configuration(settings, {**GOOD, "BASE_URL": url})
     assert our_ids() == []
 
 
@@ -165,13 +158,13 @@ def test_base_url_allowed(settings: Any, url: str) -> None:
     ],
 )
 def test_base_url_rejected(settings: Any, url: str) -> None:
-    configure(settings, {**GOOD, "BASE_URL": url})
+    replace_configuration(settings, {**GOOD, "BASE_URL": url})
     assert our_ids() == [PREFIX + "E002"]
     assert "NEXMO_CONVERSION['BASE_URL']" in our_messages()[0].msg
 
 
 def test_several_problems_are_all_reported(settings: Any) -> None:
-    configure(settings, {**GOOD, "DISPATCH": "x", "BASE_URL": "http://a.test", "XX": 1})
+    replace_configuration(settings, {**GOOD, "DISPATCH": "x", "BASE_URL": "http://a.test", "XX": 1})
     assert sorted(our_ids()) == [PREFIX + "E002", PREFIX + "E004", PREFIX + "W002"]
 
 

@@ -24,15 +24,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from django_nexmo_conversion import mark_converted
 from django_nexmo_conversion.models import Conversion, ConversionAttempt, Status
-from django_nexmo_conversion.sandbox import (
-    DEFAULT_API_KEY,
-    DEFAULT_API_SECRET,
-    AccountSpec,
-    ReceivedRequest,
-    Sandbox,
-)
+from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, AccountSpec, ReceivedRequest, Sandbox
+
+from .helpers import configure, mark_many, sandbox_settings
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sandbox]
 
@@ -40,18 +35,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SUBPROCESS_TIMEOUT = 30
 
 
-def configure(settings: Any, **values: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, **values}
-
-
 def run(*args: str) -> str:
     out = StringIO()
     call_command("report_conversions", *args, stdout=out, stderr=StringIO())
     return out.getvalue()
-
-
-def mark_many(count: int, prefix: str = "CMD") -> list[Conversion]:
-    return [mark_converted(f"{prefix}{i:04d}") for i in range(count)]
 
 
 def snapshot() -> list[tuple[Any, ...]]:
@@ -66,7 +53,7 @@ def snapshot() -> list[tuple[Any, ...]]:
 
 
 def test_one_summary_line_when_not_a_tty(nexmo_sandbox: Sandbox) -> None:
-    mark_many(4)
+    mark_many(4, prefix="CMD")
     nexmo_sandbox.script(503, message_id="CMD0001")
     nexmo_sandbox.script(422, message_id="CMD0002")
 
@@ -82,7 +69,7 @@ def test_nothing_due_still_prints_the_summary(nexmo_sandbox: Sandbox) -> None:
 
 
 def test_limit(nexmo_sandbox: Sandbox) -> None:
-    mark_many(5)
+    mark_many(5, prefix="CMD")
 
     assert run("--limit", "2") == "reported 2, retrying 0, failed 0\n"
 
@@ -99,7 +86,7 @@ def test_concurrency_flag_overrides_the_setting(nexmo_sandbox: Sandbox, settings
 
     nexmo_sandbox.on_request = on_request
     nexmo_sandbox.latency = 0.03
-    mark_many(6)
+    mark_many(6, prefix="CMD")
 
     assert run("--concurrency", "1") == "reported 6, retrying 0, failed 0\n"
 
@@ -110,7 +97,7 @@ def test_concurrency_flag_overrides_the_setting(nexmo_sandbox: Sandbox, settings
 
 def test_dry_run_lists_and_changes_nothing(nexmo_sandbox: Sandbox, settings: Any) -> None:
     configure(settings, MAX_ATTEMPTS=1)
-    _pending, failed, reported, later = mark_many(4)
+    _pending, failed, reported, later = mark_many(4, prefix="CMD")
     Conversion.objects.filter(pk=failed.pk).update(
         status=Status.FAILED, attempt_count=1, next_attempt_at=None
     )
@@ -139,7 +126,7 @@ def test_dry_run_lists_and_changes_nothing(nexmo_sandbox: Sandbox, settings: Any
 
 def test_retry_failed_resets_the_attempt_budget(nexmo_sandbox: Sandbox, settings: Any) -> None:
     configure(settings, MAX_ATTEMPTS=2)
-    [conversion] = mark_many(1)
+    [conversion] = mark_many(1, prefix="CMD")
     Conversion.objects.filter(pk=conversion.pk).update(
         status=Status.FAILED, attempt_count=2, next_attempt_at=None, last_error="HTTP 503"
     )
@@ -173,7 +160,7 @@ def test_account_error_is_a_command_error_saying_what_to_fix(
         configure(settings, API_SECRET="wrong-secret-Uy6")
     else:
         nexmo_sandbox.accounts[DEFAULT_API_KEY] = AccountSpec(conversions_enabled=False)
-    mark_many(3)
+    mark_many(3, prefix="CMD")
     out = StringIO()
 
     with pytest.raises(CommandError) as caught:
@@ -201,7 +188,7 @@ def test_account_error_is_a_command_error_saying_what_to_fix(
     ],
 )
 def test_bad_arguments_are_command_errors(nexmo_sandbox: Sandbox, args: list[str]) -> None:
-    mark_many(1)
+    mark_many(1, prefix="CMD")
     option = args[0].split("=")[0]
 
     with pytest.raises(CommandError, match=option.lstrip("-")):
@@ -230,15 +217,7 @@ class Project:
     def __init__(self, root: Path, base_url: str, **nexmo: Any) -> None:
         self.root = root
         self.db = root / "db.sqlite3"
-        conf = {
-            "BACKEND": "django_nexmo_conversion.backends.http.HttpBackend",
-            "BASE_URL": base_url,
-            "API_KEY": DEFAULT_API_KEY,
-            "API_SECRET": DEFAULT_API_SECRET,
-            "DISPATCH": "manual",
-            "CONCURRENCY": 1,
-            **nexmo,
-        }
+        conf = sandbox_settings(base_url, DISPATCH="manual", CONCURRENCY=1, **nexmo)
         (root / "command_test_settings.py").write_text(
             textwrap.dedent(
                 f"""
@@ -282,6 +261,17 @@ class Project:
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "django", "report_conversions", *args]
 
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the command to its end; its output as text."""
+        return subprocess.run(
+            self.command(*args),
+            cwd=REPO_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=SUBPROCESS_TIMEOUT,
+        )
+
     def rows(self) -> list[tuple[str, str, int, str]]:
         # closing(): sqlite3's own context manager commits but never closes the connection.
         with closing(sqlite3.connect(self.db)) as db:
@@ -313,14 +303,7 @@ def test_subprocess_reports_and_exits_zero(
 ) -> None:
     project = make_project(tmp_path, migrated_db, nexmo_sandbox)
 
-    done = subprocess.run(
-        project.command(),
-        cwd=REPO_ROOT,
-        env=project.env,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-    )
+    done = project.run()
 
     assert done.returncode == 0, done.stderr
     assert done.stdout == "reported 5, retrying 0, failed 0\n"
@@ -335,14 +318,7 @@ def test_subprocess_exit_status_is_non_zero_on_halt(
 ) -> None:
     project = make_project(tmp_path, migrated_db, nexmo_sandbox, API_SECRET="wrong-secret-Pz3")
 
-    done = subprocess.run(
-        project.command(),
-        cwd=REPO_ROOT,
-        env=project.env,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-    )
+    done = project.run()
 
     assert done.returncode != 0
     assert "CommandError" in done.stderr

@@ -11,14 +11,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django_nexmo_conversion import conf
 from django_nexmo_conversion.conf import Account, build_settings, get_settings
 
-ENV_NAMES = [name for names in conf.ENV_FALLBACKS.values() for name in names]
+from .helpers import replace_configuration
 
 
 @pytest.fixture(autouse=True)
-def _no_credentials_in_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_credentials_in_env(no_env_credentials: None) -> Iterator[None]:
     """The developer's shell must not leak into these tests (nor the cache across them)."""
-    for name in ENV_NAMES:
-        monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
@@ -87,7 +85,9 @@ def test_settings_win_over_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_get_settings_reads_env_after_cache_clear(
     monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
-    settings.NEXMO_CONVERSION = {"BACKEND": "django_nexmo_conversion.backends.dummy.DummyBackend"}
+    replace_configuration(
+        settings, {"BACKEND": "django_nexmo_conversion.backends.dummy.DummyBackend"}
+    )
     assert get_settings().default_account is None
     monkeypatch.setenv("VONAGE_API_KEY", "v-key")
     monkeypatch.setenv("VONAGE_API_SECRET", "v-secret")

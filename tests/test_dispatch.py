@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,19 +13,11 @@ from django_nexmo_conversion import mark_converted, record_message, report_pendi
 from django_nexmo_conversion.models import Conversion, ConversionAttempt, SentMessage, Status
 from django_nexmo_conversion.sandbox import AccountSpec, Sandbox
 
+from .helpers import configure, free_port
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
 
 LOGGER = "django_nexmo_conversion"
-
-
-def configure(settings: Any, **values: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, **values}
-
-
-@pytest.fixture
-def on_commit(nexmo_sandbox: Sandbox, settings: Any) -> Sandbox:
-    configure(settings, DISPATCH="on_commit")
-    return nexmo_sandbox
 
 
 @pytest.fixture
@@ -47,14 +38,6 @@ def assert_warned(caplog: pytest.LogCaptureFixture, *parts: str) -> None:
         r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno >= logging.WARNING
     ]
     assert any(all(part in text for part in parts) for text in warnings), caplog.text
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def test_on_commit_sends_right_after_commit_and_not_before(on_commit: Sandbox) -> None:
@@ -137,7 +120,7 @@ def test_api_trouble_at_commit_never_reaches_the_caller(
 def test_api_unreachable_at_commit_never_reaches_the_caller(
     on_commit: Sandbox, settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    configure(settings, BASE_URL=f"http://127.0.0.1:{closed_port()}")
+    configure(settings, BASE_URL=f"http://127.0.0.1:{free_port()}")
 
     with caplog.at_level(logging.INFO, logger=LOGGER):
         conversion = mark_converted("0A00000000000C09")
@@ -162,11 +145,10 @@ def test_account_error_at_commit_is_logged_as_an_error(
     assert any("not enabled" in r.getMessage() for r in errors), caplog.text
 
 
+@pytest.mark.usefixtures("no_env_credentials")
 def test_misconfiguration_at_commit_is_logged_not_raised(
-    on_commit: Sandbox, settings: Any, caplog: pytest.LogCaptureFixture, monkeypatch: Any
+    on_commit: Sandbox, settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    for name in ("NEXMO_API_KEY", "VONAGE_API_KEY", "NEXMO_API_SECRET", "VONAGE_API_SECRET"):
-        monkeypatch.delenv(name, raising=False)
     configure(settings, API_KEY=None, API_SECRET=None, ACCOUNTS={"k2": {"API_SECRET": "s2"}})
 
     with caplog.at_level(logging.INFO, logger=LOGGER):

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from .helpers import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "example_project" / "demo.py"
 STARTUP_DEADLINE = 60.0  # upper bounds only; the run takes a few seconds
@@ -28,12 +30,6 @@ REPORT_DEADLINE = 30.0
 
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 MESSAGE_ROW = re.compile(r'<tr id="message-([0-9A-F]{16})" data-status="(\w+)">')
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def listening(port: int) -> bool:

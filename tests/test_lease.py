@@ -6,15 +6,15 @@ compare-and-set UPDATE, plus SKIP LOCKED where the database has it.
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import OperationalError
 from django.utils import timezone
 
-from django_nexmo_conversion import mark_converted, report_pending
+from django_nexmo_conversion import report_pending
 from django_nexmo_conversion.conf import get_settings
 from django_nexmo_conversion.models import Conversion, ConversionAttempt, Outcome, Status
 from django_nexmo_conversion.reporting import engine
@@ -23,11 +23,9 @@ from django_nexmo_conversion.reporting.outcomes import write_answers
 from django_nexmo_conversion.sandbox import Sandbox
 from django_nexmo_conversion.wire import Answer
 
+from .helpers import configure, mark_many, run_together
+
 pytestmark = pytest.mark.django_db
-
-
-def mark_many(count: int) -> list[Conversion]:
-    return [mark_converted(f"LEASE{i:04d}") for i in range(count)]
 
 
 def rows(*conversions: Conversion) -> list[Conversion]:
@@ -42,8 +40,8 @@ def expire_leases() -> None:
 
 
 def test_claim_takes_due_rows_under_a_lease(settings: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "LEASE_SECONDS": 120}
-    conversions = mark_many(3)
+    configure(settings, LEASE_SECONDS=120)
+    conversions = mark_many(3, prefix="LEASE")
     before = timezone.now()
 
     token, claimed = claim(10)
@@ -60,7 +58,7 @@ def test_claim_takes_due_rows_under_a_lease(settings: Any) -> None:
 
 
 def test_claim_respects_size_and_due_time() -> None:
-    conversions = mark_many(4)
+    conversions = mark_many(4, prefix="LEASE")
     later = timezone.now() + timedelta(hours=1)
     Conversion.objects.filter(pk=conversions[3].pk).update(next_attempt_at=later)
 
@@ -72,7 +70,7 @@ def test_claim_respects_size_and_due_time() -> None:
 
 
 def test_a_second_claim_does_not_take_claimed_rows() -> None:
-    mark_many(3)
+    mark_many(3, prefix="LEASE")
     claim(10)
 
     token, claimed = claim(10)
@@ -83,7 +81,7 @@ def test_a_second_claim_does_not_take_claimed_rows() -> None:
 
 
 def test_rows_of_a_vanished_worker_are_taken_over_after_the_lease() -> None:
-    conversions = mark_many(2)
+    conversions = mark_many(2, prefix="LEASE")
     old_token, _ = claim(10)
     expire_leases()
 
@@ -96,7 +94,7 @@ def test_rows_of_a_vanished_worker_are_taken_over_after_the_lease() -> None:
 
 
 def test_an_outcome_from_a_lost_lease_is_ignored_but_the_attempt_is_kept() -> None:
-    [conversion] = mark_many(1)
+    [conversion] = mark_many(1, prefix="LEASE")
     conf = get_settings()
     old_token, [old_row] = claim(10)
     expire_leases()
@@ -125,7 +123,7 @@ def test_an_outcome_from_a_lost_lease_is_ignored_but_the_attempt_is_kept() -> No
 
 
 def test_a_failure_from_a_lost_lease_does_not_fail_the_row() -> None:
-    [conversion] = mark_many(1)
+    [conversion] = mark_many(1, prefix="LEASE")
     conf = get_settings()
     old_token, [old_row] = claim(10)
     expire_leases()
@@ -139,7 +137,7 @@ def test_a_failure_from_a_lost_lease_does_not_fail_the_row() -> None:
 
 
 def test_release_returns_unsent_rows_with_nothing_burned() -> None:
-    conversions = mark_many(3)
+    conversions = mark_many(3, prefix="LEASE")
     token, _ = claim(10)
     before = timezone.now()
 
@@ -160,7 +158,7 @@ def test_release_returns_unsent_rows_with_nothing_burned() -> None:
 
 
 def test_release_with_a_stale_token_changes_nothing() -> None:
-    conversions = mark_many(2)
+    conversions = mark_many(2, prefix="LEASE")
     old_token, _ = claim(10)
     expire_leases()
     new_token, _ = claim(10)
@@ -172,7 +170,7 @@ def test_release_with_a_stale_token_changes_nothing() -> None:
 def test_report_run_never_sends_rows_another_worker_holds(
     nexmo_sandbox: Sandbox,
 ) -> None:
-    held, free = mark_many(2)
+    held, free = mark_many(2, prefix="LEASE")
     claim(1)  # another worker holds the oldest one
 
     result = report_pending()
@@ -190,37 +188,19 @@ def test_report_run_never_sends_rows_another_worker_holds(
 
 @pytest.mark.django_db(transaction=True)
 def test_parallel_claims_take_disjoint_rows() -> None:
-    conversions = mark_many(40)
-    workers = 4
-    barrier = threading.Barrier(workers)
-    claimed: list[list[int]] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
+    conversions = mark_many(40, prefix="LEASE")
 
-    def worker() -> None:
-        from django.db import OperationalError, connections
+    def worker() -> list[int]:
+        mine: list[int] = []
+        for _ in range(40):
+            try:
+                _, got = claim(5)
+            except OperationalError:  # SQLite shared cache: another writer holds the table
+                continue
+            mine.extend(c.pk for c in got)
+        return mine
 
-        try:
-            barrier.wait()
-            mine: list[int] = []
-            for _ in range(40):
-                try:
-                    _, got = claim(5)
-                except OperationalError:  # SQLite shared cache: another writer holds the table
-                    continue
-                mine.extend(c.pk for c in got)
-            with lock:
-                claimed.append(mine)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    claimed, errors = run_together(4, worker)
 
     assert errors == []
     every = [pk for mine in claimed for pk in mine]
@@ -237,13 +217,9 @@ def test_every_row_is_sent_while_its_lease_holds(
     # its last rows after their lease ran out, when another worker may take them and send
     # them too.
     lease = 1.0
-    settings.NEXMO_CONVERSION = {
-        **settings.NEXMO_CONVERSION,
-        "LEASE_SECONDS": lease,
-        "TIMEOUT": 0.3,
-    }
+    configure(settings, LEASE_SECONDS=lease, TIMEOUT=0.3)
     nexmo_sandbox.latency = 0.12
-    conversions = mark_many(12)
+    conversions = mark_many(12, prefix="LEASE")
     lease_ends: dict[str, float] = {}  # message id -> latest possible lease expiry (monotonic)
     real_claim = engine.claim
 

@@ -18,6 +18,8 @@ from django_nexmo_conversion.models import Conversion, SentMessage
 from django_nexmo_conversion.sandbox import Sandbox
 from tests.testapp.models import Order
 
+from .helpers import configure
+
 pytestmark = pytest.mark.django_db
 
 PHONE = (
@@ -74,13 +76,12 @@ def test_a_click_marks_and_redirects(client: Client, message: SentMessage) -> No
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_click_is_reported_to_nexmo(settings: Any, nexmo_sandbox: Sandbox) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "DISPATCH": "on_commit"}
+def test_a_click_is_reported_to_nexmo(on_commit: Sandbox) -> None:
     message = record_message("0A000000AAAA0002")
     response = get(Client(), conversion_link(message, "https://testserver/offer/"))
     assert response.status_code == 302
     assert response["Location"] == "https://testserver/offer/"
-    [request] = nexmo_sandbox.reported()
+    [request] = on_commit.reported()
     assert (request.form["message-id"], request.form["delivered"]) == ("0A000000AAAA0002", "true")
 
 
@@ -183,10 +184,10 @@ def test_an_expired_link_answers_404_and_marks_nothing(
 
 
 def test_link_max_age_is_the_default(client: Client, message: SentMessage, settings: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "LINK_MAX_AGE": 60}
+    configure(settings, LINK_MAX_AGE=60)
     old = make_token(message, "/", issued_at=timezone.now() - timedelta(minutes=2))
     assert get(client, f"/nexmo/c/{old}/").status_code == 404
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "LINK_MAX_AGE": None}
+    configure(settings, LINK_MAX_AGE=None)
     forever = make_token(message, "/", issued_at=timezone.now() - timedelta(days=400))
     assert get(client, f"/nexmo/c/{forever}/").status_code == 302
 
@@ -227,10 +228,7 @@ def test_allowed_hosts_and_link_allowed_hosts_are_accepted(
     message: SentMessage, settings: Any
 ) -> None:
     settings.ALLOWED_HOSTS = ["testserver", ".shop.example"]
-    settings.NEXMO_CONVERSION = {
-        **settings.NEXMO_CONVERSION,
-        "LINK_ALLOWED_HOSTS": ["partner.example"],
-    }
+    configure(settings, LINK_ALLOWED_HOSTS=["partner.example"])
     for url in (
         "https://testserver/a",
         "http://testserver:8000/a",
@@ -253,12 +251,9 @@ def test_a_wildcard_allowed_hosts_allows_no_foreign_host(
 def test_a_host_no_longer_allowed_answers_400(
     client: Client, message: SentMessage, settings: Any
 ) -> None:
-    settings.NEXMO_CONVERSION = {
-        **settings.NEXMO_CONVERSION,
-        "LINK_ALLOWED_HOSTS": ["partner.example"],
-    }
+    configure(settings, LINK_ALLOWED_HOSTS=["partner.example"])
     link = conversion_link(message, "https://partner.example/deal")
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "LINK_ALLOWED_HOSTS": []}
+    configure(settings, LINK_ALLOWED_HOSTS=[])
     response = get(client, link)
     assert response.status_code == 400
     assert "Location" not in response

@@ -6,14 +6,13 @@ The concurrency test runs on whichever database the suite uses; on PostgreSQL
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
 from io import StringIO
 from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import OperationalError, connection, connections
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -31,6 +30,8 @@ from django_nexmo_conversion.non_conversion import mark_non_conversions
 from django_nexmo_conversion.sandbox import Sandbox
 from django_nexmo_conversion.wire import format_timestamp
 
+from .helpers import configure, run_together
+
 pytestmark = pytest.mark.django_db
 
 WINDOW = 3600
@@ -38,7 +39,7 @@ WINDOW = 3600
 
 @pytest.fixture(autouse=True)
 def window(settings: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "NON_CONVERSION_AFTER": WINDOW}
+    configure(settings, NON_CONVERSION_AFTER=WINDOW)
 
 
 def sent(message_id: str, ago: timedelta) -> SentMessage:
@@ -76,7 +77,7 @@ def test_only_once() -> None:
 
 
 def test_nothing_when_the_setting_is_off(settings: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "NON_CONVERSION_AFTER": None}
+    configure(settings, NON_CONVERSION_AFTER=None)
     sent("0A000000DDDD0005", timedelta(days=30))
     assert mark_non_conversions() == 0
     assert not Conversion.objects.exists()
@@ -220,39 +221,22 @@ def test_two_concurrent_runs_mark_each_message_exactly_once(nexmo_sandbox: Sandb
     total = 120
     for i in range(total):
         sent(f"0A00000C{i:08d}", timedelta(hours=2, seconds=i))
-    barrier = threading.Barrier(2)
-    results: list[int] = []
     retried: list[int] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
 
-    def run() -> None:
-        try:
-            barrier.wait()
-            mine = 0
-            while True:
-                try:
-                    # Small batches so the two runs overlap many times.
-                    created = mark_non_conversions(batch_size=7)
-                except OperationalError:  # SQLite shared cache: the other writer holds it
-                    with lock:
-                        retried.append(1)
-                    continue
-                mine += created
-                if created == 0:
-                    break
-            with lock:
-                results.append(mine)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def run() -> int:
+        mine = 0
+        while True:
+            try:
+                # Small batches so the two runs overlap many times.
+                created = mark_non_conversions(batch_size=7)
+            except OperationalError:  # SQLite shared cache: the other writer holds it
+                retried.append(1)
+                continue
+            mine += created
+            if created == 0:
+                return mine
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results, errors = run_together(2, run)
 
     assert errors == []
     assert Conversion.objects.count() == total

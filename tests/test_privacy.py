@@ -13,6 +13,8 @@ from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.models import SentMessage
 from django_nexmo_conversion.privacy import mask, recipient_hash, store
 
+from .helpers import configure
+
 pytestmark = pytest.mark.django_db
 
 NUMBER = "+44 7700-900123"
@@ -20,7 +22,7 @@ DIGITS = "447700900123"
 
 
 def storage(settings: Any, mode: str) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "RECIPIENT_STORAGE": mode}
+    configure(settings, RECIPIENT_STORAGE=mode)
 
 
 def every_value(message: SentMessage) -> str:

@@ -6,7 +6,6 @@ import importlib
 import logging
 import os
 import sys
-from collections import Counter
 
 import pytest
 from django.db import transaction
@@ -14,14 +13,8 @@ from django.db import transaction
 from django_nexmo_conversion import mark_converted
 from django_nexmo_conversion.models import Conversion, Status
 
-from .processes import (
-    django_admin,
-    require_service,
-    running,
-    sandbox_settings,
-    wait_until,
-    worker_env,
-)
+from .helpers import configure, requests_per_message, sandbox_settings
+from .processes import django_admin, require_service, running, wait_until, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,11 +83,7 @@ def test_celery_worker_reports_each_conversion_once_after_commit(
     name, host, port, url = BROKERS[broker]
     require_service(name, host, port)
     app = celery_producer(url)
-    settings.NEXMO_CONVERSION = {
-        **settings.NEXMO_CONVERSION,
-        "DISPATCH": "celery",
-        "CELERY_TASK_OPTIONS": {"queue": QUEUE},
-    }
+    configure(settings, DISPATCH="celery", CELERY_TASK_OPTIONS={"queue": QUEUE})
     # Purge what an earlier, interrupted run may have left in the queue.
     app.control.purge()
     env = worker_env(sandbox_settings(nexmo_sandbox), NEXMO_TEST_BROKER_URL=url)
@@ -112,7 +101,7 @@ def test_celery_worker_reports_each_conversion_once_after_commit(
             tmp_path / "worker.log"
         ).read_text()[-3000:]
 
-    ids = Counter(r.message_id for r in nexmo_sandbox.requests)
+    ids = requests_per_message(nexmo_sandbox)
     assert len(ids) == 20
     assert max(ids.values()) == 1
     assert "ROLLEDBACK0001" not in ids
@@ -163,7 +152,7 @@ def test_a_broker_that_is_down_never_fails_the_caller(
 
 
 def test_django_tasks_immediate_backend_reports_on_commit(nexmo_sandbox, settings):
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "DISPATCH": "django_tasks"}
+    configure(settings, DISPATCH="django_tasks")
     with transaction.atomic():
         conversion = mark_converted("TASKIMMEDIATE1")
         assert not nexmo_sandbox.requests
@@ -174,11 +163,7 @@ def test_django_tasks_immediate_backend_reports_on_commit(nexmo_sandbox, setting
 
 def test_django_tasks_database_worker(nexmo_sandbox, settings, tmp_path):
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-    settings.NEXMO_CONVERSION = {
-        **settings.NEXMO_CONVERSION,
-        "DISPATCH": "django_tasks",
-        "DJANGO_TASKS_USING": {"queue_name": "default"},
-    }
+    configure(settings, DISPATCH="django_tasks", DJANGO_TASKS_USING={"queue_name": "default"})
     with transaction.atomic():
         for n in range(10):
             mark_converted(f"TASKDB{n:04d}")
@@ -193,9 +178,7 @@ def test_django_tasks_database_worker(nexmo_sandbox, settings, tmp_path):
         worker.wait(timeout=60)
     assert worker.returncode == 0, (tmp_path / "db_worker.log").read_text()[-3000:]
     assert reported_count() == 10
-    assert Counter(r.message_id for r in nexmo_sandbox.requests) == {
-        f"TASKDB{n:04d}": 1 for n in range(10)
-    }
+    assert requests_per_message(nexmo_sandbox) == {f"TASKDB{n:04d}": 1 for n in range(10)}
 
 
 def test_tasks_module_imports_without_celery(monkeypatch):

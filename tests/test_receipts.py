@@ -4,10 +4,7 @@ and with REPORT_FAILED_RECEIPTS a message that never arrived is reported deliver
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,11 +22,12 @@ from django_nexmo_conversion.sandbox.sender import (
     WebhookSender,
 )
 
+from .helpers import configure
+from .processes import sandbox_cli
+
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parent.parent
 SENDER = WebhookSender()
-CLI = [sys.executable, "-m", "django_nexmo_conversion.sandbox"]
 MESSAGE_ID = "0A00000000000101"
 FAILED = ("failed", "expired", "rejected")
 NOT_FAILED = ("delivered", "accepted", "buffered", "unknown")
@@ -37,10 +35,6 @@ NOT_FAILED = ("delivered", "accepted", "buffered", "unknown")
 
 def receipt_url() -> str:
     return reverse("django_nexmo_conversion:receipt")
-
-
-def configure(settings: Any, **values: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, **values}
 
 
 def at(minutes_ago: float) -> datetime:
@@ -300,13 +294,7 @@ def test_the_sandbox_cli_posts_a_receipt(live_server: Any) -> None:
     message = record_message("0A00000000000108")
     url = live_server.url + receipt_url()
     options = ["--message-id", "0A00000000000108", "--status", "rejected", "--format", "GET"]
-    result = subprocess.run(
-        [*CLI, "post-receipt", "--url", url, *options],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = sandbox_cli("post-receipt", "--url", url, *options)
     assert result.returncode == 0, result.stderr
     assert f"GET {url} messageId=0A00000000000108 (unsigned) -> 200" in result.stdout
     assert state(message)[:2] == ("rejected", "1")

@@ -25,18 +25,12 @@ from django_nexmo_conversion.sandbox import (
 )
 from django_nexmo_conversion.signing import SIGNATURE_METHODS, verify
 
+from .helpers import configure, mark_many
+
 pytestmark = [pytest.mark.django_db, pytest.mark.sandbox]
 
 WIRE_FIELDS = {"api_key", "api_secret", "message-id", "delivered", "timestamp"}
 SIGNATURE_SECRET = "sig-secret-Qx7w"
-
-
-def configure(settings: Any, **values: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, **values}
-
-
-def mark_many(count: int, prefix: str = "MSG") -> list[Conversion]:
-    return [mark_converted(f"{prefix}{i:04d}") for i in range(count)]
 
 
 def make_due(*conversions: Conversion) -> None:
@@ -576,11 +570,10 @@ def test_bad_run_arguments_are_refused(nexmo_sandbox: Sandbox, kwargs: dict[str,
     assert Conversion.objects.get().status == Status.PENDING
 
 
+@pytest.mark.usefixtures("no_env_credentials")
 def test_an_error_while_sending_gives_the_claimed_rows_back(
-    nexmo_sandbox: Sandbox, settings: Any, monkeypatch: pytest.MonkeyPatch
+    nexmo_sandbox: Sandbox, settings: Any
 ) -> None:
-    for name in ("NEXMO_API_KEY", "VONAGE_API_KEY", "NEXMO_API_SECRET", "VONAGE_API_SECRET"):
-        monkeypatch.delenv(name, raising=False)
     # Only a named account: a message sent with another key has no credentials to use.
     configure(settings, API_KEY=None, API_SECRET=None, ACCOUNTS={"k2": {"API_SECRET": "s2"}})
     mark_converted(record_message("M-NOKEY"))

@@ -8,7 +8,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,9 +26,10 @@ from django_nexmo_conversion.sandbox import (
 )
 from django_nexmo_conversion.signing import SIGNATURE_METHODS, sign
 
+from .processes import ROOT, SANDBOX_CLI
+
 pytestmark = pytest.mark.sandbox
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SIGNED_KEY = "signed-key"
 SIGNATURE_SECRET = "sig-secret-Zq81"
 TIMEOUT = 5.0
@@ -556,8 +556,8 @@ class RunningCli:
 def running_cli(*options: str) -> Iterator[RunningCli]:
     """``python -m django_nexmo_conversion.sandbox *options``, once it listens."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "django_nexmo_conversion.sandbox", *options],
-        cwd=REPO_ROOT,
+        [*SANDBOX_CLI, *options],
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

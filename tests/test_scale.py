@@ -23,7 +23,8 @@ from django_nexmo_conversion.models import Conversion, ConversionAttempt, SentMe
 from django_nexmo_conversion.reporting.claims import claim
 from django_nexmo_conversion.sandbox import Sandbox
 
-from .processes import django_admin, require_service, running, sandbox_settings, worker_env
+from .helpers import configure, requests_per_message, sandbox_settings
+from .processes import django_admin, require_service, running, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -61,7 +62,7 @@ def test_parallel_workers_send_each_conversion_exactly_once(tmp_path):
             ]
             for worker, log in zip(workers, logs, strict=True):
                 assert worker.wait(timeout=300) == 0, log.read_text()[-2000:]
-        received = Counter(r.message_id for r in sandbox.requests)
+        received = requests_per_message(sandbox)
 
     duplicates = {i: n for i, n in received.items() if n > 1}
     assert duplicates == {}
@@ -98,7 +99,7 @@ def test_killed_worker_rows_are_reclaimed_after_the_lease(tmp_path):
         time.sleep(overrides["LEASE_SECONDS"] + 0.5)
         with running(report_run(), env, log=tmp_path / "rerun.log") as rerun:
             assert rerun.wait(timeout=120) == 0, (tmp_path / "rerun.log").read_text()[-2000:]
-        received = Counter(r.message_id for r in sandbox.requests)
+        received = requests_per_message(sandbox)
 
     assert set(received) == set(ids)  # 0 lost
     assert Conversion.objects.filter(status=Status.REPORTED).count() == count
@@ -148,14 +149,14 @@ def test_fault_suite_every_conversion_ends_reported(settings):
         retry_after=0,
         seed=1234,
     ) as sandbox:
-        settings.NEXMO_CONVERSION = {
-            **settings.NEXMO_CONVERSION,
-            **sandbox_settings(sandbox),
-            "TIMEOUT": timeout,
-            "MAX_ATTEMPTS": max_attempts,
-            "RETRY_BACKOFF": 0.01,
-            "RETRY_BACKOFF_MAX": 0.05,
-        }
+        configure(
+            settings,
+            sandbox=sandbox,
+            TIMEOUT=timeout,
+            MAX_ATTEMPTS=max_attempts,
+            RETRY_BACKOFF=0.01,
+            RETRY_BACKOFF_MAX=0.05,
+        )
         for _ in range(max_attempts * 3):
             report_pending(concurrency=8)
             if not Conversion.objects.exclude(status=Status.REPORTED).exists():

@@ -32,6 +32,8 @@ from django_nexmo_conversion.models import Conversion, Status
 from django_nexmo_conversion.sandbox import AccountSpec, Sandbox
 from django_nexmo_conversion.wire import Answer, Report
 
+from .helpers import replace_configuration, sandbox_settings
+
 pytestmark = [pytest.mark.sandbox, pytest.mark.django_db(transaction=True)]
 
 API_SECRET = "SECRET-abc123-xyz"
@@ -79,28 +81,31 @@ def sandbox(settings: Any) -> Iterator[Sandbox]:
         WRONG_KEY: AccountSpec(api_secret="the-right-one"),
     }
     with Sandbox(accounts=accounts, hang_seconds=2.0) as running:
-        settings.NEXMO_CONVERSION = {
-            "API_KEY": PLAIN_KEY,
-            "API_SECRET": API_SECRET,
-            "ACCOUNTS": {
-                SIGNED_KEY: {
-                    "API_SECRET": SIGNED_API_SECRET,
-                    "SIGNATURE_SECRET": SIGNATURE_SECRET,
-                    "SIGNATURE_METHOD": "sha256",
+        replace_configuration(
+            settings,
+            sandbox_settings(
+                running,
+                API_KEY=PLAIN_KEY,
+                API_SECRET=API_SECRET,
+                ACCOUNTS={
+                    SIGNED_KEY: {
+                        "API_SECRET": SIGNED_API_SECRET,
+                        "SIGNATURE_SECRET": SIGNATURE_SECRET,
+                        "SIGNATURE_METHOD": "sha256",
+                    },
+                    WRONG_KEY: {"API_SECRET": WRONG_SECRET},
                 },
-                WRONG_KEY: {"API_SECRET": WRONG_SECRET},
-            },
-            "BASE_URL": running.base_url,
-            "BACKEND": "django_nexmo_conversion.backends.http.HttpBackend",
-            "DISPATCH": "on_commit",
-            # Short, for the scripted hang; a slow machine's ordinary request that times out
-            # anyway gets more attempts (MAX_ATTEMPTS), so the scenario stays deterministic.
-            "TIMEOUT": 0.5,
-            "MAX_ATTEMPTS": 3,
-            "RETRY_BACKOFF": 0,
-            "RETRY_BACKOFF_MAX": 0,
-            "CONCURRENCY": 4,
-        }
+                DISPATCH="on_commit",
+                # Short, for the scripted hang; a slow machine's ordinary request that times
+                # out anyway gets more attempts (MAX_ATTEMPTS), so the scenario stays
+                # deterministic.
+                TIMEOUT=0.5,
+                MAX_ATTEMPTS=3,
+                RETRY_BACKOFF=0,
+                RETRY_BACKOFF_MAX=0,
+                CONCURRENCY=4,
+            ),
+        )
         yield running
 
 

@@ -30,12 +30,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def on_commit(settings: Any, nexmo_sandbox: Sandbox) -> Sandbox:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "DISPATCH": "on_commit"}
-    return nexmo_sandbox
-
-
-@pytest.fixture
 def paid_trigger() -> Iterator[Trigger]:
     trigger = convert_when(
         Order, message=lambda order: order.sms_message_id, when=lambda order, created: order.paid

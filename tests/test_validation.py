@@ -18,17 +18,19 @@ from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.models import Conversion, ConversionAttempt, SentMessage, Status
 from tests.testapp.models import Order
 
+from .helpers import configure
+
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
 def _report_on_commit(settings: Any) -> Iterator[None]:
     """Dispatch right after commit to the locmem backend, so "nothing sent" is observable."""
-    settings.NEXMO_CONVERSION = {
-        **settings.NEXMO_CONVERSION,
-        "DISPATCH": "on_commit",
-        "BACKEND": "django_nexmo_conversion.backends.locmem.LocmemBackend",
-    }
+    configure(
+        settings,
+        DISPATCH="on_commit",
+        BACKEND="django_nexmo_conversion.backends.locmem.LocmemBackend",
+    )
     outbox.clear()
     yield
     outbox.clear()

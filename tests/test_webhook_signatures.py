@@ -10,9 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,9 +25,11 @@ from django_nexmo_conversion.sandbox import AccountSpec, Sandbox
 from django_nexmo_conversion.sandbox.sender import WEBHOOK_FORMATS, WebhookSender
 from django_nexmo_conversion.signing import SIGNATURE_METHODS
 
+from .helpers import configure
+from .processes import sandbox_cli
+
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET = "Wh-sig-secret-7d1c"
 WRONG_SECRET = "not-the-secret-000"
 NUMBER = "447700900123"
@@ -39,10 +39,6 @@ PREFIX = "django_nexmo_conversion."
 
 def url(kind: str) -> str:
     return reverse(f"django_nexmo_conversion:{kind}")
-
-
-def configure(settings: Any, **values: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, **values}
 
 
 def vonage_sig(params: dict[str, str], *, secret: str, method: str) -> str:
@@ -348,8 +344,7 @@ def test_from_the_sandbox_account_to_the_report_signed_both_ways(
     with Sandbox(accounts={"signed-key": account}) as sandbox:
         configure(
             settings,
-            BACKEND="django_nexmo_conversion.backends.http.HttpBackend",
-            BASE_URL=sandbox.base_url,
+            sandbox=sandbox,
             API_KEY="signed-key",
             API_SECRET=None,
             SIGNATURE_SECRET=SECRET,
@@ -373,13 +368,10 @@ def test_from_the_sandbox_account_to_the_report_signed_both_ways(
 def test_the_sandbox_cli_signs_and_never_prints_the_secret(live_server: Any, settings: Any) -> None:
     configure(settings, SIGNATURE_SECRET=SECRET, SIGNATURE_METHOD="sha256")
     record_message("0A00000000000311", recipient=NUMBER)
-    base = [sys.executable, "-m", "django_nexmo_conversion.sandbox", "post-inbound"]
-    base += ["--url", live_server.url + url("inbound"), "--from", NUMBER, "--format", "POST-JSON"]
+    options = ["--url", live_server.url + url("inbound"), "--from", NUMBER, "--format", "POST-JSON"]
 
     def run(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            base + list(extra), cwd=ROOT, capture_output=True, text=True, timeout=60
-        )
+        return sandbox_cli("post-inbound", *options, *extra)
 
     refused = run("--signature-secret", WRONG_SECRET, "--signature-method", "sha256")
     assert refused.returncode == 2

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -41,21 +39,18 @@ from django_nexmo_conversion.sandbox import Sandbox
 from django_nexmo_conversion.sandbox.sender import WEBHOOK_FORMATS, WebhookSender
 from django_nexmo_conversion.webhooks import InboundReply
 
+from .helpers import configure, free_port
+from .processes import sandbox_cli
+
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parent.parent
 NUMBER = "447700900123"
 OTHER = "447700900999"
 SENDER = WebhookSender()  # unsigned: these settings have no signature secret
-CLI = [sys.executable, "-m", "django_nexmo_conversion.sandbox"]
 
 
 def inbound_url() -> str:
     return reverse("django_nexmo_conversion:inbound")
-
-
-def configure(settings: Any, **values: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, **values}
 
 
 def ago(**delta: float) -> datetime:
@@ -518,12 +513,8 @@ def test_the_same_reply_posted_at_once_by_several_retries_counts_once(live_serve
 def test_the_sandbox_cli_posts_a_reply(live_server: Any) -> None:
     sent("0A00000000000023")
     url = live_server.url + inbound_url()
-    result = subprocess.run(
-        [*CLI, "post-inbound", "--url", url, "--from", NUMBER, "--message-id", "0B00000000000001"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = sandbox_cli(
+        "post-inbound", "--url", url, "--from", NUMBER, "--message-id", "0B00000000000001"
     )
     assert result.returncode == 0, result.stderr
     assert f"POST {url} messageId=0B00000000000001 (unsigned) -> 200" in result.stdout
@@ -533,13 +524,7 @@ def test_the_sandbox_cli_posts_a_reply(live_server: Any) -> None:
 
 @pytest.mark.sandbox
 def test_the_sandbox_cli_says_when_nothing_answers() -> None:
-    result = subprocess.run(
-        [*CLI, "post-inbound", "--url", "http://127.0.0.1:9/nexmo/webhooks/inbound/"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = sandbox_cli("post-inbound", "--url", "http://127.0.0.1:9/nexmo/webhooks/inbound/")
     assert result.returncode == 1
     assert "could not post to http://127.0.0.1:9/nexmo/webhooks/inbound/" in result.stderr
 
@@ -589,7 +574,6 @@ def test_the_demo_shows_a_reply_converting_a_message(tmp_path: Path) -> None:
         DemoProcess,
         csrf_token,
         demo_env,
-        free_port,
         statuses,
         wait_for_site,
     )
