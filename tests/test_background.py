@@ -22,7 +22,8 @@ from django_nexmo_conversion.reporting import background
 from django_nexmo_conversion.sandbox import Sandbox
 from django_nexmo_conversion.testing import wait_for_reports
 
-from .processes import sandbox_settings, wait_until
+from .helpers import configure
+from .processes import wait_until
 
 PREFIX = "django_nexmo_conversion"
 
@@ -31,10 +32,7 @@ PREFIX = "django_nexmo_conversion"
 def api(settings: Any):
     """The sandbox API, and the settings pointing the default dispatch at it."""
     with Sandbox() as sandbox:
-        settings.NEXMO_CONVERSION = {
-            **settings.NEXMO_CONVERSION,
-            **sandbox_settings(sandbox, DISPATCH="background", SWEEP_INTERVAL=0.2),
-        }
+        configure(settings, sandbox=sandbox, DISPATCH="background", SWEEP_INTERVAL=0.2)
         yield sandbox
 
 
@@ -158,10 +156,10 @@ def test_a_forked_child_starts_its_own_reporter(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_changing_the_settings_starts_a_new_reporter(settings: Any) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "SWEEP_INTERVAL": 5}
+    configure(settings, SWEEP_INTERVAL=5)
     first = background.get_reporter()
     assert first.sweep_interval == 5
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "SWEEP_INTERVAL": 7}
+    configure(settings, SWEEP_INTERVAL=7)
     second = background.get_reporter()
     assert second is not first
     assert second.sweep_interval == 7
@@ -180,7 +178,7 @@ def test_changing_the_settings_starts_a_new_reporter(settings: Any) -> None:
 def test_uwsgi_without_threads_is_warned_about(
     monkeypatch: pytest.MonkeyPatch, settings: Any, options: dict[Any, Any], warned: bool
 ) -> None:
-    settings.NEXMO_CONVERSION = {**settings.NEXMO_CONVERSION, "DISPATCH": "background"}
+    configure(settings, DISPATCH="background")
     monkeypatch.setitem(sys.modules, "uwsgi", types.SimpleNamespace(opt=options))
     ids = [m.id for m in checks.run_checks() if m.id.startswith(PREFIX)]
     assert (f"{PREFIX}.W004" in ids) is warned

@@ -15,7 +15,8 @@ from django.db import connection
 from django_nexmo_conversion.models import Conversion, ConversionAttempt, Status
 from django_nexmo_conversion.sandbox import Sandbox
 
-from .processes import running, sandbox_settings, wait_until, worker_env
+from .helpers import sandbox_settings
+from .processes import running, wait_until, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,15 +16,10 @@ import pytest
 from django_nexmo_conversion.models import Conversion, Status
 from django_nexmo_conversion.sandbox import Sandbox
 
-from .processes import running, sandbox_settings, wait_until, worker_env
+from .helpers import free_port, sandbox_settings
+from .processes import running, wait_until, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def serving(port: int) -> bool:
