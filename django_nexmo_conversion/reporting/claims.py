@@ -34,6 +34,14 @@ def batch_size(concurrency: int, conf: ConversionSettings, *, queued: bool = Fal
     return concurrency * max(1, min(rounds, max(4, 32 // concurrency)))
 
 
+def held_at_most(concurrency: int, conf: ConversionSettings) -> int:
+    """The most rows one report run holds claimed at once: the batch sending and, when the
+    lease leaves room, the one claimed ahead of it. A run that dies can leave at most these
+    sent but not recorded (the at-least-once window)."""
+    ahead = batch_size(concurrency, conf, queued=True) if lease_rounds(conf) >= 2 else 0
+    return batch_size(concurrency, conf) + (ahead if concurrency > 1 else 0)
+
+
 def claim(
     size: int,
     *,
