@@ -13,12 +13,12 @@ from django.views.decorators.http import require_GET, require_POST
 from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.models import SentMessage
 
-from . import sandbox_link, selectors, services
+from . import queries, sandbox_link, services
 from .forms import ReplyForm, SendForm
 
 
 def _render_home(request: HttpRequest, form: SendForm, status: int = 200) -> HttpResponse:
-    rows = selectors.recent_messages()
+    rows = queries.recent_messages()
     context = {
         "form": form,
         "rows": rows,
