@@ -59,9 +59,10 @@ def test_a_transient_failure_is_retried_with_no_command_running(api: Sandbox) ->
     api.script(503, message_id="0A00000000000002")
     mark_converted("0A00000000000002")
     # RETRY_BACKOFF is 1 in the test settings, sweeps every 0.2 s: the retry goes by itself.
-    assert wait_until(lambda: len(api.reported()) == 1, timeout=30), list(
-        Conversion.objects.values("status", "attempt_count", "next_attempt_at", "last_error")
-    )
+    # Wait for the answer to be written, not just sent.
+    assert wait_until(
+        lambda: Conversion.objects.filter(status=Status.REPORTED).exists(), timeout=30
+    ), list(Conversion.objects.values("status", "attempt_count", "next_attempt_at", "last_error"))
     conversion = Conversion.objects.get()
     assert (conversion.status, conversion.attempt_count) == (Status.REPORTED, 2)
     assert [r.status for r in api.requests] == [503, 200]

@@ -31,7 +31,7 @@ from django.db import close_old_connections, connections
 from django.dispatch import receiver
 
 from ..conf import SETTING_NAME, get_settings
-from .engine import report_conversions, report_due
+from .engine import ReportResult, report_conversions, report_due
 
 logger = logging.getLogger("django_nexmo_conversion")
 
@@ -149,13 +149,13 @@ class BackgroundReporter:
                 break
         return [pk for pk in got if pk is not None]
 
-    def _work(self, run: Callable[[], object], taken: int) -> None:
+    def _work(self, run: Callable[[], ReportResult], taken: int) -> None:
         close_old_connections()
         try:
             result = run()
-            halted = getattr(result, "halted", False)
-            if halted:
-                logger.error("Background reporting halted: %s", getattr(result, "error", ""))
+            if result.halted:
+                # Everything stays pending; the next sweep tries again (one request).
+                logger.error("Background reporting halted: %s", result.error)
         except Exception:
             # Never let the thread die: what failed stays pending for the next sweep.
             logger.exception("Background reporting failed; the conversions stay pending.")
