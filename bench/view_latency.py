@@ -7,7 +7,7 @@ default 10 s, ``on_commit`` would hold each request 10 s). ``manual`` — nothin
 is the baseline of each API speed. Target (the "never in the request path" issue): the
 default ``background`` within 3x of ``manual``'s p99 at every API speed.
 
-    .venv/bin/python bench/view_latency.py [--quick] [--db sqlite] [--requests N]
+    .venv/bin/python bench/view_latency.py [--quick] [--db sqlite --db postgres] [--requests N]
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def measure(db: str, requests: int, slow_requests: int) -> list[Figure]:
 
 
 def main() -> None:
-    p = common.parser(__doc__.split("\n")[0], databases=("sqlite",))
+    p = common.parser(__doc__.split("\n")[0], databases=("sqlite", "postgres"))
     p.add_argument("--requests", type=int, default=None, help="requests per mode (default 200)")
     args = p.parse_args()
     requests = args.requests or (30 if args.quick else 200)
