@@ -119,8 +119,9 @@ class _Run:
         )
         self._backend: BaseBackend | None = None
         #: API keys a 401/402 stopped: their rows are not sent (released) for the rest of the
-        #: run. Written by the writing thread, read by the senders (a set add is atomic).
+        #: run. Written and read by the senders (a set add is atomic under the GIL).
         self.halted_keys: set[str] = set()
+        self._halted_everything = False
 
     @property
     def stopped(self) -> bool:
@@ -128,10 +129,10 @@ class _Run:
         return self.result.halted_run
 
     def send(self, row: Conversion) -> Answer | None:
-        """One POST (in a worker thread: no SQL here); None when the row's account is halted
-        (the row is left unsent, to be released)."""
+        """One POST (in a worker thread: no SQL here); None when the row's account (or the
+        whole run) is halted: the row is left unsent, to be released."""
         account = self.conf.account_for(row.message.api_key)
-        if account.api_key in self.halted_keys:
+        if self._halted_everything or account.api_key in self.halted_keys:
             return None
         if self._backend is None:
             self._backend = get_backend()
@@ -140,6 +141,13 @@ class _Run:
         answer = self._backend.send(report_of(row), account)
         if self.limiter is not None and answer.status_code == 429:
             self.limiter.penalize(answer.retry_after if answer.retry_after is not None else 1.0)
+        # Noted here, in the sending thread, not when the answer is written: the other senders
+        # stop taking this account's rows (or any row) at once, so at most the requests
+        # already in flight get the same refusal.
+        if halts_everything(answer):
+            self._halted_everything = True
+        elif halts(answer):
+            self.halted_keys.add(account.api_key)
         return answer
 
     def record(self, token: str, answered: list[tuple[Conversion, Answer]]) -> bool:
@@ -156,9 +164,8 @@ class _Run:
                 go_on = False
             elif halts(answer):
                 key = self.conf.account_for(row.message.api_key).api_key
-                if key not in self.halted_keys:
+                if key not in result.halted_accounts:
                     logger.error("Reporting halted for API key %s: %s", key, answer.error)
-                    self.halted_keys.add(key)
                     result.halted_accounts.append(key)
                 result.halted = True
                 if not result.halted_run:
