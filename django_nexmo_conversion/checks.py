@@ -14,6 +14,9 @@
 | E009 | ``LINK_ALLOWED_HOSTS`` is not a list of host names              |
 | E010 | ``CELERY_TASK_OPTIONS`` / ``DJANGO_TASKS_USING`` is not a dict  |
 | E011 | ``RATE_LIMIT_CACHE`` is not in ``CACHES``                       |
+| E012 | ``AUTH`` (or an account's) is not ``params`` / ``basic``        |
+| E013 | ``PROXIES`` is not None or a dict of scheme -> proxy URL        |
+| E014 | ``VERIFY`` is not None, a bool or an existing CA bundle path    |
 | W002 | unknown keys in ``NEXMO_CONVERSION``                            |
 | W003 | webhooks routed but unauthenticated (deploy check: ``--deploy``) |
 | W004 | ``DISPATCH="background"`` under uWSGI without threads          |

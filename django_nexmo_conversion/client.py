@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import email.utils
 import json
+import os
 import threading
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote_plus
@@ -18,7 +20,7 @@ import requests
 
 from .__about__ import __version__
 from .choices import Outcome
-from .wire import Account, Answer, Report, build_params, endpoint
+from .wire import Account, Answer, Report, authorization, build_params, endpoint
 
 USER_AGENT = f"django-nexmo-conversion/{__version__} python-requests/{requests.__version__}"
 #: How much of an error answer we keep: enough to read the cause, never a whole HTML page.
@@ -62,10 +64,36 @@ def describe_error(status_code: int, body: str) -> str:
     return f"HTTP {status_code}{': ' + meaning if meaning else ''}{detail}"
 
 
+#: Answers that say the endpoint or the request's shape is wrong, not this conversion: the same
+#: for every conversion, so they stop the run (plus every 3xx: redirects are not followed).
+ENDPOINT_ERROR_CODES = frozenset({403, 404, 405, 406, 415})
+_ENDPOINT_FIX = (
+    "the endpoint or the request's shape is wrong, the same for every conversion — check "
+    "BASE_URL (the path must be the API's root, e.g. https://api.nexmo.com) and any proxy "
+    "between here and Nexmo (PROXIES, HTTPS_PROXY)"
+)
+
+
+def is_endpoint_error(status_code: int | None) -> bool:
+    """Whether ``status_code`` says the endpoint is wrong (403/404/405/406/415 or a redirect)."""
+    if status_code is None:
+        return False
+    return status_code in ENDPOINT_ERROR_CODES or 300 <= status_code < 400
+
+
+def halt_fix(status_code: int | None) -> str:
+    """What to fix for an answer that stops reporting (401/402 or an endpoint error)."""
+    if is_endpoint_error(status_code):
+        return _ENDPOINT_FIX
+    return ANSWER_MEANINGS.get(status_code or 0, "")
+
+
 ANSWER_MEANINGS = {
-    401: "wrong credentials — check API_KEY and API_SECRET / SIGNATURE_SECRET",
+    401: "wrong credentials — check API_KEY and API_SECRET / SIGNATURE_SECRET (and AUTH)",
     402: "conversions are not enabled for this account — ask Vonage support to enable the "
     "Conversion API for this API key",
+    **dict.fromkeys(ENDPOINT_ERROR_CODES, _ENDPOINT_FIX),
+    408: "the server timed out waiting for the request",
     420: "invalid parameters",
     422: "invalid parameters",
     423: "invalid parameters",
@@ -80,12 +108,41 @@ def classify(status_code: int, body: str, headers: Any) -> Answer:
     error = describe_error(status_code, body)
     if status_code in (401, 402):
         return Answer(Outcome.ACCOUNT_ERROR, status_code, error)
-    if status_code == 429 or status_code >= 500:
+    if is_endpoint_error(status_code):
+        # Stored as an account error (it stops reporting the same way, nothing burned); the
+        # status code tells the two apart (see ``reporting.outcomes.halts_everything``).
+        if 300 <= status_code < 400:
+            where = str(headers.get("Location") or "")[:ERROR_TEXT_LIMIT]
+            error = (
+                f"HTTP {status_code}: redirected{' to ' + where if where else ''} — {_ENDPOINT_FIX}"
+            )
+        elif _ENDPOINT_FIX not in error:
+            error = f"{error} — {_ENDPOINT_FIX}"
+        return Answer(Outcome.ACCOUNT_ERROR, status_code, error)
+    if status_code in (408, 429) or status_code >= 500:
         retry_after = parse_retry_after(headers.get("Retry-After"))
         return Answer(Outcome.TRANSIENT, status_code, error, retry_after=retry_after)
-    # Any other answer (420/422/423, other 4xx, and odd 1xx/3xx) is about this conversion's
+    # Any other answer (420/422/423, other 4xx, odd 1xx/2xx) is about this conversion's
     # parameters: sending it again would get the same answer.
     return Answer(Outcome.REJECTED, status_code, error)
+
+
+def environment_proxies(url: str) -> dict[str, str | None]:
+    """The proxies the standard environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``,
+    ``NO_PROXY``) gives for ``url``, as any requests client would use them."""
+    found = requests.utils.get_environ_proxies(url)
+    found.pop("no", None)  # NO_PROXY itself, already applied to url
+    return {str(k): str(v) for k, v in found.items()}
+
+
+def environment_verify() -> bool | str:
+    """``REQUESTS_CA_BUNDLE`` (as requests reads it) or ``SSL_CERT_FILE`` (as OpenSSL does),
+    else True: the public CAs."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        value = os.environ.get(name)
+        if value:
+            return value
+    return True
 
 
 def _redact(text: str, account: Account) -> str:
@@ -95,19 +152,33 @@ def _redact(text: str, account: Account) -> str:
         if secret:
             # As sent (form-encoded) and as decoded.
             text = text.replace(quote_plus(secret), "***").replace(secret, "***")
+    header = authorization(account)
+    if header:
+        # A proxy's error page may echo the request's headers: the Basic token is the secret.
+        text = text.replace(header.split(" ", 1)[1], "***")
     return text
 
 
 class Client:
     """Posts reports. One ``requests.Session`` per thread keeps connections alive."""
 
-    def __init__(self, *, base_url: str, timeout: float, verify: bool | str = True) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        timeout: float,
+        verify: bool | str | None = None,
+        proxies: Mapping[str, str | None] | None = None,
+    ) -> None:
         self.base_url = base_url
         self.timeout = timeout
-        #: ``requests``' ``verify``: True (the system's CAs, via certifi) or a CA bundle path.
-        #: The environment's ``REQUESTS_CA_BUNDLE`` is ignored with the rest of it (below), so
-        #: a backend subclass that must trust a private CA passes its path here.
-        self.verify = verify
+        #: ``requests``' ``verify``: a CA bundle path or a bool; ``None`` reads the environment
+        #: (``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE``) as a requests client would.
+        self.verify = environment_verify() if verify is None else verify
+        #: ``requests``' ``proxies``; ``None`` reads the environment, honouring ``NO_PROXY``. A
+        #: scheme mapped to None goes direct: with the environment ignored, leaving it out does.
+        chosen = environment_proxies(base_url) if proxies is None else proxies
+        self.proxies = {scheme: url for scheme, url in chosen.items() if url}
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -116,20 +187,25 @@ class Client:
             session = requests.Session()
             session.headers["User-Agent"] = USER_AGENT
             session.headers["Accept"] = "application/json, text/plain, */*"
-            # Proxies or auth from the environment (.netrc) must not redirect our credentials.
+            # trust_env would also apply ~/.netrc credentials to a request that carries its own
+            # (or to one sent through a proxy): never. The environment's proxies and CA bundle
+            # are read above, explicitly, instead.
             session.trust_env = False
             session.verify = self.verify
+            session.proxies.update(self.proxies)
             self._local.session = session
         return session
 
     def send(self, report: Report, account: Account) -> Answer:
         params = build_params(report, account)
+        header = authorization(account)
         started = datetime.now(timezone.utc)
         clock = time.perf_counter()
         try:
             response = self._session().post(
                 endpoint(self.base_url, report.channel),
                 data=params,
+                headers={"Authorization": header} if header else None,
                 timeout=self.timeout,
                 allow_redirects=False,
             )

@@ -24,7 +24,7 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from .signing import SIGNATURE_METHODS
-from .wire import Account
+from .wire import AUTH_MODES, Account
 
 __all__ = ["Account", "ConversionSettings", "Problem", "build_settings", "get_settings", "setting"]
 
@@ -71,6 +71,11 @@ DEFAULTS: dict[str, Any] = {
     # How long a claimed conversion stays with its worker before another may take it over.
     # Not in the public table: it must exceed TIMEOUT, and the default does by a wide margin.
     "LEASE_SECONDS": 300,
+    # How API_SECRET travels ("params" or "basic"), and the network: proxies and CA bundle
+    # (None: the standard environment, as any requests client reads it).
+    "AUTH": "params",
+    "PROXIES": None,
+    "VERIFY": None,
 }
 
 #: Environment variables read when a credential is not in the settings dict, in order.
@@ -129,6 +134,9 @@ class ConversionSettings:
     webhook_max_age: float
     report_failed_receipts: bool
     problems: tuple[Problem, ...]
+    auth: str = "params"
+    proxies: Mapping[str, str | None] | None = None
+    verify: bool | str | None = None
 
     def account_for(self, api_key: str | None) -> Account:
         """The credentials to report a message sent with ``api_key`` (default account otherwise)."""
@@ -260,6 +268,54 @@ def flag(key: str, value: Any, problems: list[Problem]) -> bool:
     return bool(value)
 
 
+def proxies(key: str, value: Any, problems: list[Problem]) -> dict[str, str | None] | None:
+    """None (the environment) or a dict like requests' ``proxies``: scheme (or
+    ``scheme://host``) -> proxy URL. Values are never echoed: a proxy URL may hold a password."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        _problem(
+            problems,
+            "E013",
+            f"{setting(key)} must be None (use the environment) or a dict like requests' "
+            "proxies, e.g. {'https': 'http://proxy.example:3128'}; "
+            f"got a {type(value).__name__}.",
+        )
+        return None
+    resolved: dict[str, str | None] = {}
+    for scheme, url in value.items():
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if not isinstance(scheme, str) or (
+            url is not None and (parts is None or not parts.scheme or not parts.hostname)
+        ):
+            _problem(
+                problems,
+                "E013",
+                f"{setting(key)}[{scheme!r}] must be a proxy URL such as "
+                "'http://proxy.example:3128' (or None).",
+                "The value is not shown: a proxy URL may contain a password.",
+            )
+            continue
+        resolved[scheme] = url
+    return resolved
+
+
+def ca_bundle(key: str, value: Any, problems: list[Problem]) -> bool | str | None:
+    """None (the environment), a bool, or the path of a CA bundle file or directory."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (str, os.PathLike)) and os.path.exists(value):
+        return os.fspath(value)
+    _problem(
+        problems,
+        "E014",
+        f"{setting(key)} must be None, True, False or the path of an existing CA bundle; "
+        f"got {value!r}.",
+        "None reads REQUESTS_CA_BUNDLE / SSL_CERT_FILE from the environment.",
+    )
+    return None
+
+
 #: Every key but the credentials (see :func:`_accounts`): its parser, by ``ConversionSettings``
 #: field name. The defaults are in ``DEFAULTS``.
 SPECS: dict[str, tuple[str, Parser]] = {
@@ -285,11 +341,20 @@ SPECS: dict[str, tuple[str, Parser]] = {
     "WEBHOOK_MAX_AGE": ("webhook_max_age", number(minimum=1, default=300.0)),
     "REPORT_FAILED_RECEIPTS": ("report_failed_receipts", flag),
     "LEASE_SECONDS": ("lease_seconds", number(minimum=1, default=300.0)),
+    "AUTH": ("auth", choice(AUTH_MODES, "E012")),
+    "PROXIES": ("proxies", proxies),
+    "VERIFY": ("verify", ca_bundle),
 }
 
 
-def _account(api_key: str, spec: Mapping[str, Any], where: str, problems: list[Problem]) -> Account:
+def _account(
+    api_key: str, spec: Mapping[str, Any], where: str, problems: list[Problem], auth: str
+) -> Account:
     method = spec.get("SIGNATURE_METHOD") or "md5hash"
+    auth = spec.get("AUTH") or auth
+    if auth not in AUTH_MODES:
+        _problem(problems, "E012", f"{where} AUTH {auth!r} is not one of {', '.join(AUTH_MODES)}.")
+        auth = "params"
     if method not in SIGNATURE_METHODS:
         _problem(
             problems,
@@ -303,6 +368,7 @@ def _account(api_key: str, spec: Mapping[str, Any], where: str, problems: list[P
         api_secret=spec.get("API_SECRET") or None,
         signature_secret=spec.get("SIGNATURE_SECRET") or None,
         signature_method=method,
+        auth=auth,
     )
     if not account.api_secret and not account.signature_secret:
         _problem(
@@ -319,8 +385,12 @@ def _accounts(
 ) -> tuple[Account | None, dict[str, Account]]:
     """The default account (``API_KEY`` and its secrets) and the ``ACCOUNTS``, by API key."""
     default = None
+    # The top-level AUTH is checked with the other keys (E012 once); here it is the default.
+    auth = raw["AUTH"] if raw["AUTH"] in AUTH_MODES else "params"
     if raw["API_KEY"]:
-        default = _account(str(raw["API_KEY"]), raw, setting("API_KEY"), problems)
+        default = _account(
+            str(raw["API_KEY"]), {**raw, "AUTH": auth}, setting("API_KEY"), problems, auth
+        )
     accounts: dict[str, Account] = {}
     if not isinstance(raw["ACCOUNTS"], Mapping):
         _problem(problems, "E006", f"{setting('ACCOUNTS')} must be a dict of api_key -> dict.")
@@ -330,7 +400,7 @@ def _accounts(
             if not isinstance(spec, Mapping):
                 _problem(problems, "E006", f"{where} must be a dict of credentials.")
                 continue
-            accounts[str(key)] = _account(str(key), spec, where, problems)
+            accounts[str(key)] = _account(str(key), spec, where, problems, auth)
     if default is None and not accounts:
         _problem(
             problems,

@@ -42,6 +42,11 @@ WINDOW_LABELS: dict[str, StrOrPromise] = {
 }
 #: The answers that stop a run (see "Outcomes of one attempt").
 ACCOUNT_ERROR_CODES = (401, 402)
+#: Every answer that stops reporting (README, "Outcomes of one attempt"): the account errors,
+#: the endpoint errors, and any redirect.
+HALTING = Q(last_status_code__in=(*ACCOUNT_ERROR_CODES, 403, 404, 405, 406, 415)) | Q(
+    last_status_code__gte=300, last_status_code__lt=400
+)
 
 
 def last_answer_query(kind: str | None) -> Q | None:
@@ -207,16 +212,24 @@ def top_failure_reasons(*, limit: int = 5) -> list[FailureReason]:
 
 @dataclass(frozen=True)
 class Halt:
-    """A report run stopped by an account error, and not followed by a successful report."""
+    """Reporting stopped by an account error (for ``api_key``) or an endpoint error (for every
+    account), and not followed by a successful report of the same scope."""
 
     status_code: int
     error: str
     at: datetime
+    api_key: str | None = None
+
+    @property
+    def endpoint(self) -> bool:
+        """An endpoint error (403/404/405/406/415, a redirect): every account is stopped."""
+        return self.status_code not in ACCOUNT_ERROR_CODES
 
 
 def latest_halt() -> Halt | None:
-    """The account error (401/402) that stopped the latest report run, if nothing was
-    reported since.
+    """The account error (401/402) or endpoint error (403/404/405/406/415, 3xx) that stopped
+    the latest report run, if nothing of its scope was reported since (the same API key for an
+    account error, anything for an endpoint error).
 
     Derived from the data, so every process sees the same answer with no extra state: an
     account error leaves the conversion it was sending ``pending`` with that status code,
@@ -226,19 +239,19 @@ def latest_halt() -> Halt | None:
     """
     halted = (
         Conversion.objects.filter(
+            HALTING,
             status=Status.PENDING,
-            last_status_code__in=ACCOUNT_ERROR_CODES,
             # A halted row is due since the halt; bounding the walk at now skips every row
             # waiting on a future backoff (bench: 21.6 ms -> 0.4 ms at 1M rows on SQLite).
             next_attempt_at__lte=timezone.now(),
         )
         .order_by("-next_attempt_at")
-        .values_list("pk", "last_status_code", "last_error", "next_attempt_at")
+        .values_list("pk", "last_status_code", "last_error", "next_attempt_at", "message__api_key")
         .first()
     )
     if halted is None:
         return None
-    pk, status_code, error, due = halted
+    pk, status_code, error, due, api_key = halted
     attempt = (
         ConversionAttempt.objects.filter(conversion_id=pk, outcome=Outcome.ACCOUNT_ERROR)
         .order_by("-started_at")
@@ -246,6 +259,13 @@ def latest_halt() -> Halt | None:
         .first()
     )
     at = attempt or due
-    if status_code is None or at is None or Conversion.objects.filter(reported_at__gt=at).exists():
+    if status_code is None or at is None:
         return None
-    return Halt(status_code=status_code, error=error, at=at)
+    since = Conversion.objects.filter(reported_at__gt=at)
+    if status_code in ACCOUNT_ERROR_CODES:
+        # Other accounts go on reporting while this one is stopped: only its own reports
+        # say it works again.
+        since = since.filter(message__api_key=api_key)
+    if since.exists():
+        return None
+    return Halt(status_code=status_code, error=error, at=at, api_key=api_key)

@@ -6,11 +6,15 @@ The fixtures built on these live in ``tests/conftest.py``.
 
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 from collections import Counter
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from django.db import connections
 
@@ -99,3 +103,60 @@ def run_together(threads: int, work: Callable[[], T]) -> tuple[list[T], list[Bas
     for each in started:
         each.join()
     return returned, raised
+
+
+class ForwardingProxy:
+    """A plain HTTP forwarding proxy on loopback (no CONNECT: the sandbox is plain http), as a
+    context manager. It forwards each absolute-URI request and keeps what it forwarded in
+    ``forwarded`` (method and URL), so a test can tell the request went through it."""
+
+    def __init__(self) -> None:
+        self.forwarded: list[tuple[str, str]] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+            def do_POST(self) -> None:
+                target = urlsplit(self.path)  # absolute: http://host:port/path
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "proxy-connection"}
+                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+                try:
+                    path = target.path + (f"?{target.query}" if target.query else "")
+                    upstream.request(self.command, path, body=body, headers=headers)
+                    answer = upstream.getresponse()
+                    content = answer.read()
+                finally:
+                    upstream.close()
+                proxy.forwarded.append((self.command, self.path))
+                self.send_response(answer.status, answer.reason)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("connection", "transfer-encoding", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> ForwardingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()

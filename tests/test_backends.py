@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,7 +17,7 @@ from django_nexmo_conversion.backends.http import HttpBackend
 from django_nexmo_conversion.backends.locmem import LocmemBackend, SentReport, outbox
 from django_nexmo_conversion.choices import Outcome
 from django_nexmo_conversion.conf import Account, build_settings, get_settings
-from django_nexmo_conversion.wire import Report
+from django_nexmo_conversion.wire import Report, format_timestamp
 
 from .helpers import configure
 
@@ -34,20 +35,23 @@ def use(settings: Any, backend: str, **extra: Any) -> None:
 @pytest.mark.parametrize("account", [PLAIN, SIGNED], ids=["key+secret", "signed"])
 def test_locmem_outbox_keeps_params_without_secret_or_sig(account: Account) -> None:
     backend = LocmemBackend(settings=get_settings())
-    answer = backend.send(REPORT, account)
+    # A recent conversion: a signed one is then signed with its own time (see wire).
+    recent = replace(REPORT, timestamp=datetime.now(timezone.utc))
+    stamp = format_timestamp(recent.timestamp)
+    answer = backend.send(recent, account)
     assert (answer.outcome, answer.status_code) == (Outcome.REPORTED, 200)
     assert outbox == [
         SentReport(
             channel="voice",
             message_id="call-1",
             delivered=False,
-            timestamp="2024-05-01 12:30:00",
+            timestamp=stamp,
             api_key="key1",
             params={
                 "api_key": "key1",
                 "message-id": "call-1",
                 "delivered": "false",
-                "timestamp": "2024-05-01 12:30:00",
+                "timestamp": stamp,
             },
         )
     ]

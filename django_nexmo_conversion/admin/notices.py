@@ -10,6 +10,7 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from .. import queries
+from ..client import is_endpoint_error
 from ..conf import setting
 from ..reporting import engine
 
@@ -18,7 +19,18 @@ if TYPE_CHECKING:
 
 
 def account_error_fix(status_code: int | None) -> StrOrPromise:
-    """What to do about a 401 or 402, naming the settings to check (never their values)."""
+    """What to do about a 401 or 402, or an endpoint error, naming the settings to check
+    (never their values)."""
+    if is_endpoint_error(status_code):
+        return format_lazy(
+            _(
+                "The endpoint or the request's shape is wrong, the same for every conversion: "
+                "check {base_url} (the API's root, e.g. https://api.nexmo.com, with no path) "
+                "and any proxy between this server and Nexmo ({proxies}, HTTPS_PROXY)."
+            ),
+            base_url=setting("BASE_URL"),
+            proxies=setting("PROXIES"),
+        )
     if status_code == 402:
         return _(
             "The Conversion API is not enabled for this account: ask Vonage support to enable "
@@ -27,9 +39,10 @@ def account_error_fix(status_code: int | None) -> StrOrPromise:
     return format_lazy(
         _(
             "Check the credentials: {api_key} and {api_secret} (or {signature_secret} and "
-            "{signature_method} when requests are signed), or the NEXMO_API_KEY / "
+            "{signature_method} when requests are signed, and {auth}), or the NEXMO_API_KEY / "
             "NEXMO_API_SECRET environment variables, and {accounts} if you use several keys."
         ),
+        auth=setting("AUTH"),
         api_key=setting("API_KEY"),
         api_secret=setting("API_SECRET"),
         signature_secret=setting("SIGNATURE_SECRET"),
@@ -55,11 +68,13 @@ def describe_result(result: engine.ReportResult) -> tuple[int, str]:
         "failed": result.failed,
     }
     if result.halted:
+        refused = _("the endpoint") if result.halted_run else _("the account")
         text = _(
-            "Reporting stopped: Nexmo refused the account (%(error)s). %(fix)s "
+            "Reporting stopped: Nexmo refused %(refused)s (%(error)s). %(fix)s "
             "%(counts)s The others stay pending, nothing is lost: the next report run "
             "sends them once this is fixed."
         ) % {
+            "refused": refused,
             "error": result.error or f"HTTP {result.status_code}",
             "fix": account_error_fix(result.status_code),
             "counts": counts,

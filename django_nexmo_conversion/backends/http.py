@@ -16,7 +16,12 @@ class HttpBackend(BaseBackend):
 
     def __init__(self, *, settings: ConversionSettings) -> None:
         super().__init__(settings=settings)
-        self.client = Client(base_url=settings.base_url, timeout=settings.timeout)
+        self.client = Client(
+            base_url=settings.base_url,
+            timeout=settings.timeout,
+            verify=settings.verify,
+            proxies=settings.proxies,
+        )
 
     def send(self, report: Report, account: Account) -> Answer:
         return self.client.send(report, account)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..choices import Outcome
-from ..wire import Answer, Report, build_params
+from ..wire import Answer, Report, build_params, format_timestamp
 from .base import BaseBackend
 
 if TYPE_CHECKING:
@@ -28,9 +28,11 @@ class SentReport:
     channel: str
     message_id: str
     delivered: bool
+    #: The conversion time, ``YYYY-MM-DD HH:MM:SS`` UTC.
     timestamp: str
     api_key: str
-    #: The form fields exactly as the http backend would POST them, minus the secret or sig.
+    #: The form fields exactly as the http backend would POST them, minus the secret or sig
+    #: (a signed report of an old conversion carries a UNIX ``timestamp``: see ``wire``).
     params: dict[str, str]
 
 
@@ -49,7 +51,7 @@ class LocmemBackend(BaseBackend):
             channel=report.channel,
             message_id=report.message_id,
             delivered=report.delivered,
-            timestamp=params["timestamp"],
+            timestamp=format_timestamp(report.timestamp),
             api_key=account.api_key,
             params=params,
         )

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.utils import timezone
 
@@ -25,7 +25,7 @@ from ..ratelimit import RateLimiter
 from ..validation import clean_count
 from ..wire import Answer, Report
 from .claims import batch_size, claim, lease_rounds, release
-from .outcomes import halts, write_answers
+from .outcomes import halts, halts_everything, write_answers
 
 logger = logging.getLogger("django_nexmo_conversion")
 
@@ -40,12 +40,18 @@ class ReportResult:
     reported: int = 0
     retrying: int = 0
     failed: int = 0
-    #: True when an account error (401/402) stopped the run; everything left stays pending.
+    #: True when an answer stopped reporting: a 401/402 for an account (listed in
+    #: ``halted_accounts``; other accounts went on) or an endpoint error (403/404/405/406/415,
+    #: a redirect: ``halted_run``). What was not sent stays pending, nothing is burned.
     halted: bool = False
     status_code: int | None = None
     error: str = ""
     #: Messages marked ``delivered=False`` by ``NON_CONVERSION_AFTER`` before the run.
     non_conversions: int = 0
+    #: The API keys a 401/402 stopped during this run.
+    halted_accounts: list[str] = field(default_factory=list)
+    #: True when an endpoint error stopped the whole run, every account.
+    halted_run: bool = False
 
     @property
     def attempted(self) -> int:
@@ -58,11 +64,16 @@ class ReportResult:
         self.non_conversions += other.non_conversions
         if other.halted:
             self.halted, self.status_code, self.error = True, other.status_code, other.error
+        self.halted_run = self.halted_run or other.halted_run
+        self.halted_accounts += [k for k in other.halted_accounts if k not in self.halted_accounts]
 
     def summary(self) -> str:
         text = f"reported {self.reported}, retrying {self.retrying}, failed {self.failed}"
-        if self.halted:
-            text += f"; HALTED by an account error: {self.error}"
+        if self.halted_run:
+            text += f"; HALTED by an endpoint error: {self.error}"
+        elif self.halted:
+            keys = ", ".join(self.halted_accounts)
+            text += f"; account(s) {keys} HALTED by an account error: {self.error}"
         return text
 
 
@@ -107,16 +118,36 @@ class _Run:
             else None
         )
         self._backend: BaseBackend | None = None
+        #: API keys a 401/402 stopped: their rows are not sent (released) for the rest of the
+        #: run. Written and read by the senders (a set add is atomic under the GIL).
+        self.halted_keys: set[str] = set()
+        self._halted_everything = False
 
-    def send(self, row: Conversion) -> Answer:
-        """One POST (in a worker thread: no SQL here)."""
+    @property
+    def stopped(self) -> bool:
+        """The whole run stopped (an endpoint error)."""
+        return self.result.halted_run
+
+    def send(self, row: Conversion) -> Answer | None:
+        """One POST (in a worker thread: no SQL here); None when the row's account (or the
+        whole run) is halted: the row is left unsent, to be released."""
+        account = self.conf.account_for(row.message.api_key)
+        if self._halted_everything or account.api_key in self.halted_keys:
+            return None
         if self._backend is None:
             self._backend = get_backend()
         if self.limiter is not None:
             self.limiter.wait()
-        answer = self._backend.send(report_of(row), self.conf.account_for(row.message.api_key))
+        answer = self._backend.send(report_of(row), account)
         if self.limiter is not None and answer.status_code == 429:
             self.limiter.penalize(answer.retry_after if answer.retry_after is not None else 1.0)
+        # Noted here, in the sending thread, not when the answer is written: the other senders
+        # stop taking this account's rows (or any row) at once, so at most the requests
+        # already in flight get the same refusal.
+        if halts_everything(answer):
+            self._halted_everything = True
+        elif halts(answer):
+            self.halted_keys.add(account.api_key)
         return answer
 
     def record(self, token: str, answered: list[tuple[Conversion, Answer]]) -> bool:
@@ -124,13 +155,21 @@ class _Run:
         result = self.result
         go_on = True
         statuses = write_answers(answered, token, self.conf)
-        for (_row, answer), status in zip(answered, statuses, strict=True):
-            if halts(answer):
-                if not result.halted:
+        for (row, answer), status in zip(answered, statuses, strict=True):
+            if halts_everything(answer):
+                if not result.halted_run:
                     logger.error("Reporting halted: %s", answer.error)
-                result.halted, result.status_code = True, answer.status_code
-                result.error = answer.error
+                result.halted = result.halted_run = True
+                result.status_code, result.error = answer.status_code, answer.error
                 go_on = False
+            elif halts(answer):
+                key = self.conf.account_for(row.message.api_key).api_key
+                if key not in result.halted_accounts:
+                    logger.error("Reporting halted for API key %s: %s", key, answer.error)
+                    result.halted_accounts.append(key)
+                result.halted = True
+                if not result.halted_run:
+                    result.status_code, result.error = answer.status_code, answer.error
             elif status == Status.REPORTED:
                 result.reported += 1
             elif status == Status.FAILED:
@@ -150,6 +189,8 @@ def _send_one_by_one(batches: Batches, run: _Run, should_stop: Callable[[], bool
                 if should_stop():
                     break
                 answer = run.send(row)
+                if answer is None:
+                    continue  # its account is halted: released below
                 unsent.discard(row.pk)
                 if not run.record(token, [(row, answer)]):
                     break
@@ -158,7 +199,7 @@ def _send_one_by_one(batches: Batches, run: _Run, should_stop: Callable[[], bool
             # the database): claimed rows must not sit as "sending" until their lease ends.
             if unsent:
                 release(token, unsent)
-        if run.result.halted:
+        if run.stopped:
             return
 
 
@@ -176,8 +217,8 @@ def _send_concurrently(
     this one has started, so the pool never sits idle waiting for a claim.
     """
     pool = _executor(concurrency)
-    owner: dict[Future[Answer], tuple[str, Conversion]] = {}
-    running: set[Future[Answer]] = set()
+    owner: dict[Future[Answer | None], tuple[str, Conversion]] = {}
+    running: set[Future[Answer | None]] = set()
     unsent: dict[str, set[int]] = {}  # claim token -> rows not sent (released at the end)
 
     def queue_next() -> bool:
@@ -210,7 +251,9 @@ def _send_concurrently(
                     continue
                 token, row = owner.pop(future)
                 answer = future.result()
-                if halts(answer) or should_stop():
+                if answer is None:
+                    continue  # its account is halted: stays unsent, released at the end
+                if halts_everything(answer) or should_stop():
                     # Halted or asked to stop: cancel before writing the outcome, so the pool
                     # does not start more sends meanwhile; what has not started is released.
                     stopping = True
@@ -222,7 +265,7 @@ def _send_concurrently(
             for token, rows_answered in answered.items():
                 unsent[token].difference_update(row.pk for row, _answer in rows_answered)
                 run.record(token, rows_answered)
-            stopping = stopping or run.result.halted
+            stopping = stopping or run.stopped
             if more and not stopping and len(running) <= (concurrency if queue_ahead else 0):
                 more = queue_next()
     except BaseException:
@@ -281,7 +324,8 @@ def report_pending(
 ) -> ReportResult:
     """Report every conversion due now (at most ``limit``), ``concurrency`` at a time.
 
-    Stops at the first account error (401/402) and leaves everything not yet sent pending.
+    A 401/402 stops its account (the rest of its rows stay pending; other accounts go on);
+    an endpoint error (403/404/405/406/415, a redirect) stops the run. Nothing is burned.
     ``pks`` narrows the run to those conversions (the dispatchers use it); ``progress`` is
     called with the running tally after each group of answers is written.
     """
@@ -307,7 +351,7 @@ def report_pending(
     )
     if concurrency > 1:
         _send_concurrently(batches, run, concurrency, should_stop, queue_ahead=queue_ahead)
-    if concurrency <= 1 or (run.pool_closed and not run.result.halted):
+    if concurrency <= 1 or (run.pool_closed and not run.stopped):
         if run.pool_closed:
             # Fresh batches: the released rows are due from now, after this run started.
             done = run.result.attempted

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from .. import signals
 from ..choices import Outcome, Status
+from ..client import is_endpoint_error
 from ..conf import ConversionSettings
 from ..models import Conversion, ConversionAttempt
 from ..wire import Answer
@@ -28,9 +29,16 @@ logger = logging.getLogger("django_nexmo_conversion")
 
 
 def halts(answer: Answer) -> bool:
-    """Whether this answer stops the run: the cause is the account or the settings, the same
-    for every conversion, so sending more would only burn the queue."""
+    """Whether this answer stops reporting: the cause is the account or the settings, the same
+    for every conversion, so sending more would only burn the queue. A 401/402 stops its
+    account only (:func:`halts_everything` says when the whole run stops)."""
     return answer.outcome == Outcome.ACCOUNT_ERROR
+
+
+def halts_everything(answer: Answer) -> bool:
+    """Whether this answer stops the whole run, every account: the endpoint or the request's
+    shape is wrong (403/404/405/406/415, a redirect), whichever key sends."""
+    return halts(answer) and is_endpoint_error(answer.status_code)
 
 
 def retry_delay(attempt: int, retry_after: float | None, conf: ConversionSettings) -> float:

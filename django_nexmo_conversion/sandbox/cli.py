@@ -52,6 +52,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _key_status(text: str) -> tuple[str, int]:
+    key, equals, status = text.rpartition("=")
+    if not equals or not key or not status.isdigit() or not 100 <= int(status) <= 599:
+        raise argparse.ArgumentTypeError(f"expected API_KEY=STATUS (e.g. twofa=401), not {text}")
+    return key, int(status)
+
+
 def _add_serve_options(serve: argparse.ArgumentParser) -> None:
     add = serve.add_argument
     add("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
@@ -69,6 +76,20 @@ def _add_serve_options(serve: argparse.ArgumentParser) -> None:
     add("--hang-rate", type=_rate, default=0.0, help="share of requests left hanging")
     add("--hang-seconds", type=_seconds, default=30.0, help="how long a hanging request hangs")
     add("--seed", type=int, default=None, help="seed for the injected faults")
+    add(
+        "--signature-max-age",
+        type=_seconds,
+        default=None,
+        help="refuse (401) signed requests whose timestamp is further than this from now",
+    )
+    add(
+        "--key-status",
+        type=_key_status,
+        action="append",
+        default=[],
+        metavar="API_KEY=STATUS",
+        help="answer every request with this key with STATUS (repeatable), e.g. twofa=401",
+    )
     add("--certfile", default=None, help="PEM certificate: serve HTTPS")
     add("--keyfile", default=None, help="PEM private key for --certfile")
     add("--quiet", action="store_true", help="do not print a line per request")
@@ -181,6 +202,8 @@ def _sandbox_from(args: argparse.Namespace) -> Sandbox:
         hang_rate=args.hang_rate,
         hang_seconds=args.hang_seconds,
         retry_after=args.retry_after,
+        signature_max_age=args.signature_max_age,
+        key_statuses=dict(args.key_status),
         seed=args.seed,
         host=args.host,
         port=args.port,

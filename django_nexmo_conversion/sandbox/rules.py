@@ -8,6 +8,8 @@ plus :mod:`django_nexmo_conversion.signing` (itself stdlib-only).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import collections
 import hmac
 import json
@@ -15,9 +17,10 @@ import random
 import re
 import secrets
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import Any, Literal, Protocol, TypeAlias
 from urllib.parse import parse_qsl
@@ -36,11 +39,13 @@ __all__ = [
     "Rules",
     "ScriptItem",
     "Settings",
+    "basic_credentials",
     "body_length",
     "check_rate",
     "coerce_account",
     "parse_form",
     "parse_params",
+    "signed_time",
 ]
 
 DEFAULT_API_KEY = "sandbox-key"
@@ -58,8 +63,10 @@ TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 # strptime alone accepts unpadded fields ("2024-1-2 3:4:5"); the API documents the padded form,
 # so the sandbox insists on it to catch a client that formats timestamps loosely.
 _TIMESTAMP_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
-# Case-sensitive on purpose: str(True) == "True" is a classic client bug the sandbox should expose.
+# Compared case-insensitively: both Python SDKs send str(True) == "True", and the API takes it.
 _DELIVERED_VALUES = frozenset({"true", "false", "0", "1"})
+# Nexmo's signing scheme reads ``timestamp`` as a UNIX time (Vonage's Ruby SDK sends one).
+_UNIX_TIME = re.compile(r"\d{1,12}")
 _FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _MAX_BODY_BYTES = 1 << 20
 _ERROR_DOCS = "https://developer.nexmo.com/api-errors#"
@@ -145,6 +152,12 @@ class Settings(Protocol):
 
     @property
     def retry_after(self) -> int: ...
+
+    @property
+    def signature_max_age(self) -> float | None: ...
+
+    @property
+    def key_statuses(self) -> Mapping[str, int]: ...
 
 
 # --------------------------------------------------------------------------- reading requests
@@ -294,6 +307,9 @@ def _answer_for_status(status: int, retry_after: int) -> Answer:
         return _invalid_params(status, "Invalid parameters (scripted).")
     if status == 429:
         return _throttled(retry_after)
+    if 300 <= status < 400:
+        # As a misrouted request would see it: a redirect elsewhere, which clients must not follow.
+        return Answer(status, b"", None, (("Location", "https://developer.vonage.com/"),))
     return _generic_error(status)
 
 
@@ -305,15 +321,55 @@ def _secrets_equal(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
-def _authenticate(params: Mapping[str, str], account: AccountSpec | None) -> Answer | None:
+def basic_credentials(authorization: str) -> tuple[str, str] | None:
+    """``(api_key, api_secret)`` from an ``Authorization: Basic`` header; None if there is none
+    or it does not decode."""
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "basic" or not token:
+        return None
+    try:
+        pair = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    key, colon, secret = pair.partition(":")
+    return (key, secret) if colon else None
+
+
+def signed_time(value: str) -> float | None:
+    """The moment a signed request's ``timestamp`` names: a UNIX time (the signing scheme's
+    meaning) or, failing that, a Conversion API time in UTC. None when it is neither."""
+    if _UNIX_TIME.fullmatch(value):
+        return float(value)
+    if _is_timestamp(value):
+        moment = datetime.strptime(value, TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+        return moment.timestamp()
+    return None
+
+
+def _authenticate(
+    params: Mapping[str, str],
+    account: AccountSpec | None,
+    basic: tuple[str, str] | None,
+    max_age: float | None,
+) -> Answer | None:
     """Return the error answer for bad credentials, or ``None`` when they are good."""
     if account is None:
         return _bad_credentials()
-    if "sig" in params:
+    if basic is not None:
+        # Authorization: Basic, as Vonage's current SDKs send it: the header is the credential.
+        if not _secrets_equal(basic[1], account.api_secret):
+            return _bad_credentials()
+    elif "sig" in params:
         # A signed request proves knowledge of the signature secret; api_secret is not needed.
         secret = account.signature_secret
         if not secret or not verify(params, secret=secret, method=account.signature_method):
             return _bad_credentials()
+        if max_age is not None:
+            # The replay check, switched on to rehearse the timestamp collision: the signing
+            # scheme's ``timestamp`` must be near now, whatever the Conversion API means by it.
+            moment = signed_time(params.get("timestamp", ""))
+            if moment is None or abs(time.time() - moment) > max_age:
+                return _bad_credentials()
     elif not _secrets_equal(params.get("api_secret", ""), account.api_secret):
         return _bad_credentials()
     if not account.conversions_enabled:
@@ -325,10 +381,13 @@ def _validate(params: Mapping[str, str]) -> Answer | None:
     """Return the error answer for invalid conversion parameters, or ``None``."""
     if not params.get("message-id"):
         return _invalid_params(420, "Parameter 'message-id' is required.")
-    if params.get("delivered") not in _DELIVERED_VALUES:
+    if params.get("delivered", "").lower() not in _DELIVERED_VALUES:
         return _invalid_params(423, "Parameter 'delivered' must be one of true, false, 0, 1.")
     timestamp = params.get("timestamp")
-    if timestamp is not None and not _is_timestamp(timestamp):
+    # In a signed request a UNIX time is the signing scheme's timestamp, which the gateway
+    # takes for itself (Vonage's Ruby SDK signs every conversion that way).
+    signing_time = "sig" in params and timestamp is not None and _UNIX_TIME.fullmatch(timestamp)
+    if timestamp is not None and not signing_time and not _is_timestamp(timestamp):
         return _invalid_params(423, "Parameter 'timestamp' must look like 'yyyy-MM-dd HH:mm:ss'.")
     return None
 
@@ -372,8 +431,11 @@ class Rules:
             self._global_script.clear()
             self._message_scripts.clear()
 
-    def answer(self, method: str, path: str, params: Mapping[str, str]) -> Answer:
-        """The answer to ``method path`` with ``params`` (query and form merged)."""
+    def answer(
+        self, method: str, path: str, params: Mapping[str, str], authorization: str = ""
+    ) -> Answer:
+        """The answer to ``method path`` with ``params`` (query and form merged) and the
+        ``Authorization`` header, if any."""
         if path not in CHANNELS:
             return _not_found(path)
         if method != "POST":
@@ -381,11 +443,18 @@ class Rules:
         scripted = self._next_scripted(params.get("message-id"))
         if scripted is not None:
             return self._scripted_answer(scripted)
+        basic = basic_credentials(authorization)
+        api_key = basic[0] if basic is not None else params.get("api_key", "")
+        forced = self.settings.key_statuses.get(api_key)
+        if forced is not None:
+            # The per-key switch: one account answered as told (a 401 for one key only).
+            return _answer_for_status(forced, self.settings.retry_after)
         injected = self._random_fault()
         if injected is not None:
             return injected
-        account = self.settings.accounts.get(params.get("api_key", ""))
-        return _authenticate(params, account) or _validate(params) or _ok()
+        account = self.settings.accounts.get(api_key)
+        max_age = self.settings.signature_max_age
+        return _authenticate(params, account, basic, max_age) or _validate(params) or _ok()
 
     def _next_scripted(self, message_id: str | None) -> ScriptItem | None:
         with self._lock:

@@ -117,6 +117,8 @@ class Sandbox:
         hang_rate: float = 0.0,
         hang_seconds: float = 30.0,
         retry_after: int = 1,
+        signature_max_age: float | None = None,
+        key_statuses: Mapping[str, int] | None = None,
         seed: int | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -136,6 +138,13 @@ class Sandbox:
         self.hang_rate = check_rate("hang_rate", hang_rate)
         self.hang_seconds = hang_seconds
         self.retry_after = retry_after
+        #: Seconds a signed request's ``timestamp`` may be from now (None: not checked), to
+        #: rehearse the timestamp collision (README, "Signed requests and the timestamp
+        #: collision").
+        self.signature_max_age = signature_max_age
+        #: API key -> the status every request with that key is answered (a 401 for one
+        #: account only); ``sandbox.key_statuses["k"] = 401`` works while it runs.
+        self.key_statuses: dict[str, int] = dict(key_statuses or {})
         self.host = host
         self.port = port
         if keyfile is not None and certfile is None:
@@ -386,6 +395,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_HEAD = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_TRACE = do_POST
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (PROPFIND, BREW...) is answered like the ones above, 405 with JSON,
+        # rather than http.server's 501 HTML page, which the real API never sends.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
     def _handle(self) -> None:
         sandbox = self.server.sandbox
         received_at = time.monotonic()
@@ -399,7 +415,8 @@ class _Handler(BaseHTTPRequestHandler):
         target = urlsplit(self.path)
         form = parse_form(body, self.headers.get("Content-Type", ""))
         params = {**parse_params(target.query), **form}
-        answer = sandbox.rules.answer(self.command, target.path, params)
+        authorization = self.headers.get("Authorization", "")
+        answer = sandbox.rules.answer(self.command, target.path, params, authorization)
         sandbox.record(
             ReceivedRequest(
                 method=self.command,

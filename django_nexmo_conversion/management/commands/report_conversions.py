@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
 
-from ...client import ANSWER_MEANINGS
+from ...client import halt_fix
 from ...marking import retry_now
 from ...models import Conversion, Status
 from ...queries import due_conversions
@@ -99,11 +99,14 @@ class Command(BaseCommand):
         self.stdout.write(result.summary())
         if result.halted:
             # Nexmo's own 401 text says the credentials are wrong, not which setting to fix.
-            fix = ANSWER_MEANINGS.get(result.status_code or 0, "")
+            fix = halt_fix(result.status_code)
             hint = f" To fix: {fix}." if fix and fix not in result.error else ""
+            if result.halted_run:
+                what = "Stopped by an endpoint error (every account)"
+            else:
+                what = f"API key(s) {', '.join(result.halted_accounts)} stopped by an account error"
             raise CommandError(
-                f"Stopped by an account error; nothing was burned, everything stays pending. "
-                f"{result.error}{hint}",
+                f"{what}; nothing was burned, their conversions stay pending. {result.error}{hint}",
                 returncode=2,
             )
 
@@ -132,7 +135,10 @@ class Command(BaseCommand):
                 self.stdout.write(result.summary())
             if result.halted:
                 self.stderr.write(result.error)
-                # Account errors need a human; poll slowly rather than hammer Nexmo.
+            if result.halted_run:
+                # An endpoint error needs a human; poll slowly rather than hammer Nexmo. A
+                # halted account alone does not slow the others down: each run sends it one
+                # request, which says when it works again.
                 stop.wait(max(interval, 60))
                 continue
             # Adaptive: while conversions keep coming, poll again at once (a fixed interval
