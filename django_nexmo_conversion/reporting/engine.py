@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from .. import telemetry
 from ..backends import BaseBackend, get_backend
 from ..choices import Status
 from ..conf import ConversionSettings, get_settings
@@ -107,9 +108,15 @@ class _Run:
             else None
         )
         self._backend: BaseBackend | None = None
+        #: The run's trace context, made current in the pool threads that send.
+        self.trace_context = telemetry.current_context()
 
     def send(self, row: Conversion) -> Answer:
         """One POST (in a worker thread: no SQL here)."""
+        with telemetry.attached(self.trace_context):
+            return self._send(row)
+
+    def _send(self, row: Conversion) -> Answer:
         if self._backend is None:
             self._backend = get_backend()
         if self.limiter is not None:
@@ -283,8 +290,34 @@ def report_pending(
 
     Stops at the first account error (401/402) and leaves everything not yet sent pending.
     ``pks`` narrows the run to those conversions (the dispatchers use it); ``progress`` is
-    called with the running tally after each group of answers is written.
+    called with the running tally after each group of answers is written. With OpenTelemetry
+    installed the run is one span, the parent of its POSTs' spans.
     """
+    with telemetry.run_span() as span:
+        result = _report_pending(
+            limit=limit,
+            concurrency=concurrency,
+            pks=pks,
+            should_stop=should_stop,
+            progress=progress,
+        )
+        span.counted(
+            reported=result.reported,
+            retrying=result.retrying,
+            failed=result.failed,
+            halted=result.halted,
+        )
+    return result
+
+
+def _report_pending(
+    *,
+    limit: int | None,
+    concurrency: int | None,
+    pks: Sequence[int] | None,
+    should_stop: Callable[[], bool] | None,
+    progress: Callable[[ReportResult], None] | None,
+) -> ReportResult:
     conf = get_settings()
     conf.raise_for_problems()
     if limit is not None:
