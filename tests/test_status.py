@@ -17,11 +17,13 @@ from django.test import RequestFactory
 from django.utils import timezone
 from health_check.exceptions import ServiceUnavailable, ServiceWarning
 from health_check.views import HealthCheckView
+from prometheus_client import CollectorRegistry
 
 from django_nexmo_conversion import health, record_message, report_pending
 from django_nexmo_conversion.checks import check_settings
 from django_nexmo_conversion.conf import build_settings
 from django_nexmo_conversion.contrib.health_check import ConversionHealthCheck
+from django_nexmo_conversion.contrib.prometheus import ConversionCollector
 from django_nexmo_conversion.models import Conversion, Status
 from django_nexmo_conversion.sandbox import ReceivedRequest, Sandbox
 
@@ -243,6 +245,13 @@ def test_a_killed_workers_expired_lease_is_found(tmp_path: Any) -> None:
     assert found["expired_leases"].value == Conversion.objects.filter(status=Status.SENDING).count()
     assert code == 1
     assert "WARNING  expired_leases:" in text
+    # The collector reads the same tables: what the dead process left is on /metrics too.
+    registry = CollectorRegistry()
+    registry.register(ConversionCollector())
+    assert (
+        registry.get_sample_value("nexmo_conversion_expired_leases")
+        == found["expired_leases"].value
+    )
     with pytest.raises(ServiceWarning):
         ConversionHealthCheck().run()
 

@@ -33,7 +33,8 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..health import ALERT_SOURCE, FAILURE_WINDOW, attempts_since, expired_leases, oldest_due
+from .. import health
+from ..health import FAILURE_WINDOW, attempts_since, expired_leases, oldest_due
 from ..queries import latest_halt, status_counts
 
 #: The rate window when the insights feature gives none (its ALERT_WINDOW default).
@@ -72,9 +73,9 @@ def _families() -> dict[str, GaugeMetricFamily]:
 
 def country_rates(now: datetime) -> list[tuple[str, float]]:
     """(country, rate) over the alert window, from the insights feature when installed."""
-    if importlib.util.find_spec(ALERT_SOURCE) is None:
+    if importlib.util.find_spec(health.ALERT_SOURCE) is None:
         return []
-    insights = importlib.import_module(ALERT_SOURCE)
+    insights = importlib.import_module(health.ALERT_SOURCE)
     window = getattr(insights, "ALERT_WINDOW", None)
     since = now - (timedelta(seconds=window) if window else RATE_WINDOW)
     rows = insights.conversion_rates(by="country", since=since)
