@@ -274,3 +274,19 @@ def test_the_health_check_view_answers_500_on_a_real_halt(
     assert "HTTP 401" in body
     assert SECRET not in body
     assert PHONE not in body
+
+
+def test_a_database_error_is_unavailable_without_its_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.db import OperationalError
+
+    from django_nexmo_conversion.contrib import health_check
+
+    def broken(now: Any = None) -> list[health.Finding]:
+        raise OperationalError(f"SELECT ... WHERE recipient = '{PHONE}'")
+
+    monkeypatch.setattr(health_check, "findings", broken)
+
+    with pytest.raises(ServiceUnavailable) as caught:
+        ConversionHealthCheck().run()
+
+    assert str(caught.value) == "Unavailable: Cannot read the conversions: OperationalError"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from django.db import DatabaseError, connection
 from health_check.base import HealthCheck
 from health_check.exceptions import ServiceUnavailable, ServiceWarning
 
@@ -26,7 +27,14 @@ class ConversionHealthCheck(HealthCheck):
     """Reporting to Nexmo: halts, backlog age, expired leases, failures, low conversion."""
 
     def run(self) -> None:
-        found = findings()
+        # django-health-check runs a sync check in an executor thread, where no request ends
+        # to close the connection it opens: a temporary connection closes after use.
+        try:
+            with connection.temporary_connection():
+                found = findings()
+        except DatabaseError as exc:
+            # The type only: a database error's text can quote the query and its values.
+            raise ServiceUnavailable(f"Cannot read the conversions: {type(exc).__name__}") from exc
         level = worst(found)
         if level == CRITICAL:
             raise ServiceUnavailable(summary(found))
