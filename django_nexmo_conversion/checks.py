@@ -17,6 +17,7 @@
 | E012 | ``AUTH`` (or an account's) is not ``params`` / ``basic``        |
 | E013 | ``PROXIES`` is not None or a dict of scheme -> proxy URL        |
 | E014 | ``VERIFY`` is not None, a bool or an existing CA bundle path    |
+| E017 | a ``STATUS_*`` threshold is not a (warning, critical) pair      |
 | W002 | unknown keys in ``NEXMO_CONVERSION``                            |
 | W003 | webhooks routed but unauthenticated (deploy check: ``--deploy``) |
 | W004 | ``DISPATCH="background"`` under uWSGI without threads          |

@@ -18,6 +18,7 @@ from urllib.parse import quote_plus
 
 import requests
 
+from . import telemetry
 from .__about__ import __version__
 from .choices import Outcome
 from .wire import Account, Answer, Report, authorization, build_params, endpoint
@@ -197,13 +198,20 @@ class Client:
         return session
 
     def send(self, report: Report, account: Account) -> Answer:
+        url = endpoint(self.base_url, report.channel)
+        with telemetry.report_span(url, report.channel) as span:
+            answer = self._post(url, report, account)
+            span.answered(answer)
+        return answer
+
+    def _post(self, url: str, report: Report, account: Account) -> Answer:
         params = build_params(report, account)
         header = authorization(account)
         started = datetime.now(timezone.utc)
         clock = time.perf_counter()
         try:
             response = self._session().post(
-                endpoint(self.base_url, report.channel),
+                url,
                 data=params,
                 headers={"Authorization": header} if header else None,
                 timeout=self.timeout,

@@ -76,6 +76,13 @@ DEFAULTS: dict[str, Any] = {
     "AUTH": "params",
     "PROXIES": None,
     "VERIFY": None,
+    # conversion_status, the health check: (warning, critical) thresholds, None = that level off.
+    # Seconds the oldest due conversion has waited: Nexmo weighs routes on the last quarter hour.
+    "STATUS_OLDEST_DUE": (300, 900),
+    # Leases run out only when a worker died (or was slower than LEASE_SECONDS).
+    "STATUS_EXPIRED_LEASES": (1, None),
+    # Attempts in the last hour that did not report (rejected or transient).
+    "STATUS_FAILURES": (10, 100),
 }
 
 #: Environment variables read when a credential is not in the settings dict, in order.
@@ -106,6 +113,10 @@ class Problem:
         return self.id.startswith("E")
 
 
+#: A (warning, critical) pair for ``conversion_status``; None switches that level off.
+Thresholds = tuple[float | None, float | None]
+
+
 @dataclass(frozen=True)
 class ConversionSettings:
     api_key: str | None
@@ -133,6 +144,9 @@ class ConversionSettings:
     reply_filter: str | None
     webhook_max_age: float
     report_failed_receipts: bool
+    status_oldest_due: Thresholds
+    status_expired_leases: Thresholds
+    status_failures: Thresholds
     problems: tuple[Problem, ...]
     auth: str = "params"
     proxies: Mapping[str, str | None] | None = None
@@ -316,6 +330,37 @@ def ca_bundle(key: str, value: Any, problems: list[Problem]) -> bool | str | Non
     return None
 
 
+def thresholds(key: str, value: Any, problems: list[Problem]) -> Thresholds:
+    def level(bound: Any) -> bool:
+        return bound is None or (
+            isinstance(bound, (int, float)) and not isinstance(bound, bool) and bound >= 0
+        )
+
+    if (
+        isinstance(value, (str, bytes))
+        or not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not all(level(bound) for bound in value)
+    ):
+        _problem(
+            problems,
+            "E017",
+            f"{setting(key)} must be a (warning, critical) pair of numbers >= 0 or None, "
+            f"got {value!r}.",
+        )
+        return DEFAULTS[key]  # type: ignore[no-any-return]
+    warning, critical = value
+    if warning is not None and critical is not None and warning > critical:
+        _problem(
+            problems,
+            "E017",
+            f"{setting(key)}: the warning threshold ({warning:g}) is above the critical one "
+            f"({critical:g}).",
+            "A warning comes first: give it the smaller value.",
+        )
+    return (warning, critical)
+
+
 #: Every key but the credentials (see :func:`_accounts`): its parser, by ``ConversionSettings``
 #: field name. The defaults are in ``DEFAULTS``.
 SPECS: dict[str, tuple[str, Parser]] = {
@@ -344,6 +389,9 @@ SPECS: dict[str, tuple[str, Parser]] = {
     "AUTH": ("auth", choice(AUTH_MODES, "E012")),
     "PROXIES": ("proxies", proxies),
     "VERIFY": ("verify", ca_bundle),
+    "STATUS_OLDEST_DUE": ("status_oldest_due", thresholds),
+    "STATUS_EXPIRED_LEASES": ("status_expired_leases", thresholds),
+    "STATUS_FAILURES": ("status_failures", thresholds),
 }
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
+from .. import telemetry
 from ..backends import BaseBackend, get_backend
 from ..choices import Status
 from ..conf import ConversionSettings, get_settings
@@ -122,6 +123,8 @@ class _Run:
         #: run. Written and read by the senders (a set add is atomic under the GIL).
         self.halted_keys: set[str] = set()
         self._halted_everything = False
+        #: The run's trace context, made current in the pool threads that send.
+        self.trace_context = telemetry.current_context()
 
     @property
     def stopped(self) -> bool:
@@ -131,6 +134,10 @@ class _Run:
     def send(self, row: Conversion) -> Answer | None:
         """One POST (in a worker thread: no SQL here); None when the row's account (or the
         whole run) is halted: the row is left unsent, to be released."""
+        with telemetry.attached(self.trace_context):
+            return self._send(row)
+
+    def _send(self, row: Conversion) -> Answer | None:
         account = self.conf.account_for(row.message.api_key)
         if self._halted_everything or account.api_key in self.halted_keys:
             return None
@@ -327,8 +334,34 @@ def report_pending(
     A 401/402 stops its account (the rest of its rows stay pending; other accounts go on);
     an endpoint error (403/404/405/406/415, a redirect) stops the run. Nothing is burned.
     ``pks`` narrows the run to those conversions (the dispatchers use it); ``progress`` is
-    called with the running tally after each group of answers is written.
+    called with the running tally after each group of answers is written. With OpenTelemetry
+    installed the run is one span, the parent of its POSTs' spans.
     """
+    with telemetry.run_span() as span:
+        result = _report_pending(
+            limit=limit,
+            concurrency=concurrency,
+            pks=pks,
+            should_stop=should_stop,
+            progress=progress,
+        )
+        span.counted(
+            reported=result.reported,
+            retrying=result.retrying,
+            failed=result.failed,
+            halted=result.halted,
+        )
+    return result
+
+
+def _report_pending(
+    *,
+    limit: int | None,
+    concurrency: int | None,
+    pks: Sequence[int] | None,
+    should_stop: Callable[[], bool] | None,
+    progress: Callable[[ReportResult], None] | None,
+) -> ReportResult:
     conf = get_settings()
     conf.raise_for_problems()
     if limit is not None:

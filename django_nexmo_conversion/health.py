@@ -1,0 +1,209 @@
+"""Is reporting healthy? The findings that ``conversion_status``, the django-health-check
+check and the Prometheus collector all show, judged in one place.
+
+Everything is read from the tables at the moment of asking, so every process (and a cron job
+on another host) sees the same answer with no state of its own. Each read is served by an
+index and bounded by what it looks for (due rows, expired leases, the last hour's attempts),
+never by the size of the tables.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count
+from django.utils import timezone
+
+from .choices import Outcome, Status
+from .client import ANSWER_MEANINGS
+from .conf import Thresholds, get_settings, setting
+from .models import Conversion, ConversionAttempt
+from .queries import latest_halt
+
+OK, WARNING, CRITICAL = "ok", "warning", "critical"
+#: Nagios / monitoring-plugins exit statuses.
+EXIT_CODES = {OK: 0, WARNING: 1, CRITICAL: 2}
+_RANK = {OK: 0, WARNING: 1, CRITICAL: 2}
+
+#: Where low-conversion alerts come from, when that module is installed (the insights
+#: feature). A module path, not an import, so this module works without it.
+ALERT_SOURCE = "django_nexmo_conversion.insights"
+#: "Failures in the last hour": attempts that did not report. Account errors are left out:
+#: they halt reporting, which is its own (critical) finding.
+FAILURE_OUTCOMES = (Outcome.REJECTED, Outcome.TRANSIENT)
+FAILURE_WINDOW = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing checked: ``check`` names it, ``level`` is ok / warning / critical, ``value``
+    the number it was judged on (None when it has none). The message never holds a secret or
+    a phone number."""
+
+    check: str
+    level: str
+    message: str
+    value: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def oldest_due(now: datetime) -> datetime | None:
+    """When the conversion that has waited longest became due (a pending row's due time, or a
+    dead worker's lease expiry), or None when nothing is due."""
+    firsts = [
+        Conversion.objects.filter(status=status, next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+        for status in (Status.PENDING, Status.SENDING)  # one index range each, read in order
+    ]
+    due = [first for first in firsts if first is not None]
+    return min(due) if due else None
+
+
+def expired_leases(now: datetime) -> int:
+    """Rows still ``sending`` whose lease has run out: their worker died, or hung past
+    ``LEASE_SECONDS``. The next report run takes them over."""
+    return Conversion.objects.filter(status=Status.SENDING, next_attempt_at__lte=now).count()
+
+
+def attempts_since(since: datetime) -> dict[str, int]:
+    """Attempts started since ``since``, by outcome (every outcome present, zeros included).
+
+    ``started_at`` has no index, and attempts are appended in about the order they start; so
+    the newest attempt older than ``since`` is found walking the primary key backwards, and
+    the count covers the rows after it. The cost follows the attempts in the window, not the
+    size of the table. An attempt that was slow to be written and landed after a newer one
+    (by at most ``TIMEOUT``) may be left out at the window's start edge.
+    """
+    boundary = (
+        ConversionAttempt.objects.filter(started_at__lt=since)
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    rows = ConversionAttempt.objects.filter(started_at__gte=since)
+    if boundary is not None:
+        rows = rows.filter(pk__gt=boundary)
+    counts = dict.fromkeys(Outcome.values, 0)
+    for outcome, n in rows.order_by().values_list("outcome").annotate(n=Count("pk")):
+        counts[outcome] = n
+    return counts
+
+
+def low_conversion_alerts(now: datetime) -> list[Any]:
+    """The insights feature's low-conversion alerts, or none when it is not installed."""
+    if importlib.util.find_spec(ALERT_SOURCE) is None:
+        return []
+    source = importlib.import_module(ALERT_SOURCE)
+    return list(source.low_conversion_alerts(now=now))
+
+
+def judge(value: float, limits: Thresholds) -> str:
+    """The level ``value`` reaches against (warning, critical) thresholds."""
+    warning, critical = limits
+    if critical is not None and value >= critical:
+        return CRITICAL
+    if warning is not None and value >= warning:
+        return WARNING
+    return OK
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def findings(now: datetime | None = None) -> list[Finding]:
+    """Every finding, in a fixed order: halt, oldest due, expired leases, failures, then one
+    per low-conversion alert."""
+    now = now or timezone.now()
+    conf = get_settings()
+    found: list[Finding] = []
+
+    halt = latest_halt()
+    if halt is None:
+        found.append(Finding("halt", OK, "Reporting is not halted.", 0))
+    else:
+        # The error text is built by the client from Nexmo's answer, secrets redacted; the
+        # meaning says what to fix, whatever words Nexmo chose.
+        fix = ANSWER_MEANINGS.get(halt.status_code, "")
+        found.append(
+            Finding(
+                "halt",
+                CRITICAL,
+                f"Reporting halted since {halt.at:%Y-%m-%d %H:%M:%S %Z}: "
+                f"{halt.error.rstrip('.')}{' (' + fix + ')' if fix else ''}. Conversions wait, "
+                "nothing is lost; once the account is fixed the next run reports them.",
+                1,
+            )
+        )
+
+    first_due = oldest_due(now)
+    waited = max(0.0, (now - first_due).total_seconds()) if first_due else 0.0
+    level = judge(waited, conf.status_oldest_due)
+    message = (
+        f"The oldest due conversion has waited {_duration(waited)}."
+        if first_due
+        else "No conversion is waiting to be reported."
+    )
+    if level != OK:
+        message += (
+            " Is anything reporting (the background reporter, report_conversions --loop, a "
+            f"queue worker)? Thresholds: {setting('STATUS_OLDEST_DUE')}."
+        )
+    found.append(Finding("oldest_due", level, message, waited))
+
+    expired = expired_leases(now)
+    level = judge(expired, conf.status_expired_leases)
+    message = f"{expired} conversion(s) held by a worker whose lease ran out."
+    if expired:
+        message += " A worker died or hung mid-send; the next run takes them over."
+    found.append(Finding("expired_leases", level, message, expired))
+
+    attempts = attempts_since(now - FAILURE_WINDOW)
+    failures = sum(attempts[outcome] for outcome in FAILURE_OUTCOMES)
+    level = judge(failures, conf.status_failures)
+    found.append(
+        Finding(
+            "failures",
+            level,
+            f"{failures} attempt(s) failed in the last hour "
+            f"({attempts[Outcome.REJECTED]} rejected, {attempts[Outcome.TRANSIENT]} transient).",
+            failures,
+        )
+    )
+
+    for alert in low_conversion_alerts(now):
+        found.append(
+            Finding(
+                "low_conversion",
+                WARNING,
+                f"Low conversion rate for {alert.by} {alert.label}: {alert.rate:.1%} of "
+                f"{alert.sent} messages converted over the last "
+                f"{_duration(alert.window_seconds)}.",
+                alert.rate,
+            )
+        )
+    return found
+
+
+def worst(found: Sequence[Finding]) -> str:
+    """The overall level: the worst finding's."""
+    return max((f.level for f in found), key=_RANK.__getitem__, default=OK)
+
+
+def summary(found: Sequence[Finding]) -> str:
+    """One line for a monitor: the problems, or that all is well."""
+    problems = [f.message for f in found if f.level != OK]
+    return " ".join(problems) if problems else "Reporting is healthy."
