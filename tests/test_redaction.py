@@ -38,6 +38,8 @@ from .helpers import configure
 #: Every awkward character: JSON escapes, URL escapes, a space, non-ASCII (2 and 4 bytes).
 SECRET = 'Se/cr"et %2F+ é\\€𝄞-Zq9tail'
 KEY = "echo-key"
+#: What must not be on a 500 page. Not spelt out near a call: the page quotes source lines.
+PAGE_NEEDLES = (SECRET, html.escape(SECRET), SECRET[-7:])
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
 ENCODINGS: dict[str, Callable[[str], str]] = {
@@ -147,18 +149,37 @@ def test_an_echoing_server_leaks_the_secret_nowhere(
     assert Conversion.objects.get().status != "reported"
 
 
+def technical_500_page(call: Callable[[], object], raised: type[BaseException]) -> str:
+    """Django's DEBUG 500 page for the exception ``call`` raises, locals of every frame."""
+    try:
+        call()
+    except raised:
+        return technical_500_response(RequestFactory().get("/"), *sys.exc_info()).content.decode()
+    pytest.fail(f"expected {raised.__name__}")
+
+
 def test_the_technical_500_page_never_shows_the_secret(settings: Any, tmp_path: Any) -> None:
     """DEBUG on, an exception inside Client.send (a CA bundle that is not there)."""
     settings.DEBUG = True
     client = Client(base_url="https://127.0.0.1:9", timeout=1, verify=str(tmp_path / "no-ca.pem"))
     report = Report(channel="sms", message_id="0A00000000000EC2", delivered=True, timestamp=NOW)
-    try:
-        client.send(report, Account(api_key=KEY, api_secret=SECRET))
-    except OSError:
-        page = technical_500_response(RequestFactory().get("/"), *sys.exc_info()).content.decode()
-    else:
-        pytest.fail("a missing CA bundle must raise inside send")
+    page = technical_500_page(
+        lambda: client.send(report, Account(api_key=KEY, api_secret=SECRET)), OSError
+    )
     assert "no-ca.pem" in page  # the page does show the failing frames
     assert "api_secret" in page  # and the form fields' names, with their locals
-    for needle in (SECRET, html.escape(SECRET), "Zq9tail"):
+    for needle in PAGE_NEEDLES:
+        assert needle not in page
+
+
+def test_a_failure_inside_the_signing_frames_shows_no_secret_either(settings: Any) -> None:
+    """An unknown method raises inside ``signing.sign``, whose argument is the secret."""
+    settings.DEBUG = True
+    client = Client(base_url="https://127.0.0.1:9", timeout=1)
+    report = Report(channel="sms", message_id="0A00000000000EC3", delivered=True, timestamp=NOW)
+    account = Account(api_key=KEY, signature_secret=SECRET, signature_method="bogus")
+    page = technical_500_page(lambda: client.send(report, account), ValueError)
+    assert "Unknown signature method" in page
+    assert "build_params" in page  # the frames that held the secret are on the page
+    for needle in PAGE_NEEDLES:
         assert needle not in page
