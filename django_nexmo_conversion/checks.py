@@ -25,7 +25,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from django.apps import AppConfig
@@ -52,6 +52,26 @@ def check_settings(
     return messages
 
 
+def routed_views(patterns: Sequence[Any] | None = None) -> Iterator[Callable[..., Any]]:
+    """Every view the project's URLconf routes, however it is wired: through ``include`` (with
+    or without the app's namespace), or a ``path`` naming the view directly."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    for entry in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(entry, URLResolver):
+            yield from routed_views(entry.url_patterns)
+        elif isinstance(entry, URLPattern):
+            yield entry.callback
+
+
+def webhooks_routed() -> bool:
+    """Whether the inbound or the delivery-receipt webhook is reachable through the URLconf."""
+    from .views import webhooks as webhook_views
+
+    ours = {webhook_views.inbound, webhook_views.receipt}
+    return any(view in ours for view in routed_views())
+
+
 @checks.register(checks.Tags.security, deploy=True)
 def check_webhook_signing(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
@@ -62,15 +82,14 @@ def check_webhook_signing(
     developer's machine unsigned webhooks are the norm (Vonage signs them only on request).
     """
     from django.conf import settings
-    from django.urls import NoReverseMatch, reverse
 
     from .webhooks import signing_required
 
     if signing_required(build_settings(getattr(settings, SETTING_NAME, None))):
         return []
-    try:
-        reverse("django_nexmo_conversion:inbound")
-    except NoReverseMatch:
+    # The views themselves, not a reverse() of the app's URL names: a project may route them
+    # with a plain path(), under no namespace, and they are just as open then.
+    if not webhooks_routed():
         return []  # webhooks not routed: nothing to protect
     return [
         checks.Warning(

@@ -12,13 +12,14 @@ import os
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote_plus
 
 import requests
+from django.views.decorators.debug import sensitive_variables
 
-from . import telemetry
+from . import redaction, telemetry
 from .__about__ import __version__
 from .choices import Outcome
 from .wire import Account, Answer, Report, authorization, build_params, endpoint
@@ -26,6 +27,8 @@ from .wire import Account, Answer, Report, authorization, build_params, endpoint
 USER_AGENT = f"django-nexmo-conversion/{__version__} python-requests/{requests.__version__}"
 #: How much of an error answer we keep: enough to read the cause, never a whole HTML page.
 ERROR_TEXT_LIMIT = 300
+#: How much of an answer's body is read for its error at all.
+ERROR_BODY_LIMIT = 2000
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -147,17 +150,12 @@ def environment_verify() -> bool | str:
 
 
 def _redact(text: str, account: Account) -> str:
-    """``text`` without the account's secrets: a proxy or gateway error page may echo the
-    request body back, and the error text is stored, logged and shown in the admin."""
-    for secret in (account.api_secret, account.signature_secret):
-        if secret:
-            # As sent (form-encoded) and as decoded.
-            text = text.replace(quote_plus(secret), "***").replace(secret, "***")
-    header = authorization(account)
-    if header:
-        # A proxy's error page may echo the request's headers: the Basic token is the secret.
-        text = text.replace(header.split(" ", 1)[1], "***")
-    return text
+    """``text`` without the account's secrets in any encoding (see ``redaction``): a proxy or
+    gateway error page may echo the request back, and the error text is stored, logged and
+    shown in the admin."""
+    return redaction.redact(
+        text, (account.api_secret, account.signature_secret), prefixes=(account.api_key,)
+    )
 
 
 class Client:
@@ -204,6 +202,10 @@ class Client:
             span.answered(answer)
         return answer
 
+    # The form fields and the Basic header hold the API secret: hidden from Django's error
+    # reports (and the secrets are Secret strings, whose repr hides them from any reporter
+    # reading locals).
+    @sensitive_variables("params", "header", "secrets", "text", "body")
     def _post(self, url: str, report: Report, account: Account) -> Answer:
         params = build_params(report, account)
         header = authorization(account)
@@ -217,8 +219,14 @@ class Client:
                 timeout=self.timeout,
                 allow_redirects=False,
             )
-            body = _redact(response.text[:2000], account)
+            # Redacted past the cut first, so a secret straddling it is masked whole.
+            secrets = (account.api_secret, account.signature_secret)
+            text = response.text[: ERROR_BODY_LIMIT + redaction.margin(secrets)]
+            body = _redact(text, account)[:ERROR_BODY_LIMIT]
             answer = classify(response.status_code, body, response.headers)
+            # Again once describe_error has decoded the JSON: its escapes may have spelt a
+            # secret that only the decoding put back together.
+            answer = replace(answer, error=_redact(answer.error, account))
         except requests.Timeout:
             answer = Answer(Outcome.TRANSIENT, None, f"timed out after {self.timeout:g} s")
         except requests.RequestException as exc:

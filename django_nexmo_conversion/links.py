@@ -16,6 +16,7 @@ it), or failing that the latest one before.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -70,6 +71,15 @@ def is_allowed_target(url: str) -> bool:
     """A path on this site (``/...``), or an http(s) URL on an allowed host."""
     if not isinstance(url, str) or not url:
         return False
+    try:
+        return _is_allowed(url)
+    except ValueError:
+        # urlsplit refuses a netloc that changes under NFKC normalisation, .port a bad port:
+        # a URL the parser cannot read is no target.
+        return False
+
+
+def _is_allowed(url: str) -> bool:
     parts = urlsplit(url)
     if not parts.scheme and not parts.netloc:
         # Relative URLs must be absolute paths: "foo" would resolve against the link's own
@@ -96,7 +106,13 @@ def _max_age(max_age: float | timedelta | None) -> float | None:
         return get_settings().link_max_age
     if isinstance(max_age, timedelta):
         max_age = max_age.total_seconds()
-    if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or max_age <= 0:
+    if (
+        isinstance(max_age, bool)
+        or not isinstance(max_age, (int, float))
+        # inf and nan: an expiry nobody can compute or sign (int(inf) overflows).
+        or not math.isfinite(max_age)
+        or max_age <= 0
+    ):
         raise ConversionInputError(
             f"max_age must be a positive number of seconds, got {max_age!r}."
         )

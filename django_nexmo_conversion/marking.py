@@ -23,6 +23,7 @@ from .models import Conversion, SentMessage
 from .validation import (
     clean_api_key,
     clean_channel,
+    clean_conversion_time,
     clean_delivered,
     clean_message_id,
     clean_recipient,
@@ -183,7 +184,15 @@ def _mark_one(sent: SentMessage, delivered: bool, at: datetime) -> Conversion:
         dispatch.schedule(conversion.pk)
         return conversion
 
-    conversion = Conversion.objects.get(message=sent)
+    try:
+        conversion = Conversion.objects.get(message=sent)
+    except Conversion.DoesNotExist:
+        # The insert failed and there is no conversion: the message itself is gone (purged
+        # or deleted from the admin since the caller loaded it).
+        raise ConversionInputError(
+            f"message {sent.message_id!r} is no longer recorded (purged or deleted?); "
+            "nothing was marked."
+        ) from None
     conversion.marked = MarkOutcome.FOUND
     if delivered and not conversion.delivered:
         upgraded = Conversion.objects.filter(
@@ -238,11 +247,15 @@ def mark_converted(
             raise ConversionInputError("message must be a saved SentMessage.")
         sent = message
     elif isinstance(message, str):
-        sent = record_message(message, channel=clean_channel(channel))
+        # Recorded on the fly, the message was sent no later than it converted.
+        sent = record_message(
+            message, channel=clean_channel(channel), sent_at=min(at, timezone.now())
+        )
     else:
         raise ConversionInputError(
             f"message must be a SentMessage or a message id string, got {type(message).__name__}."
         )
+    clean_conversion_time(at, sent.sent_at)
     first, *rest = _send_of(sent)
     conversion = _mark_one(first, delivered, at)
     for part in rest:

@@ -96,7 +96,12 @@ def purge(
     if isinstance(older_than, timedelta):
         if older_than < timedelta(0):
             raise ConversionInputError("older_than must not be negative.")
-        cutoff = timezone.now() - older_than
+        try:
+            cutoff = timezone.now() - older_than
+        except OverflowError:
+            raise ConversionInputError(
+                f"older_than is {older_than.days} days: that reaches before year 1."
+            ) from None
     elif isinstance(older_than, datetime) and not timezone.is_naive(older_than):
         cutoff = older_than
     else:

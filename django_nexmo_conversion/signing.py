@@ -4,6 +4,9 @@ The algorithm is the one Vonage's SDKs implement: take every parameter except ``
 by name, append ``&name=value`` for each (``&`` and ``=`` inside values become ``_``), then
 either append the secret and take md5 (the legacy ``md5hash`` method) or key an HMAC with the
 secret. The digest is lower-case hex.
+
+Names are not masked (Vonage's SDKs mask values only), so a name holding ``&`` or ``=`` could
+pass for two parameters, or two for one, under the same signature: such names are refused.
 """
 
 from __future__ import annotations
@@ -21,14 +24,31 @@ HMAC_METHODS = {
 }
 LEGACY_METHOD = "md5hash"
 SIGNATURE_METHODS = (LEGACY_METHOD, *HMAC_METHODS)
+#: What separates parameters in the signed string; a name holding one is ambiguous.
+_SEPARATORS = ("&", "=")
+
+
+class UnsignableParameters(ValueError):
+    """A parameter name holds ``&`` or ``=``: its signature would be ambiguous."""
+
+
+def is_signable_name(name: str) -> bool:
+    """Whether ``name`` can be signed unambiguously (it holds neither ``&`` nor ``=``)."""
+    return not any(separator in name for separator in _SEPARATORS)
 
 
 def signing_payload(params: Mapping[str, object]) -> bytes:
-    """Return the bytes that are hashed: the sorted ``&name=value`` string, ``sig`` left out."""
+    """Return the bytes that are hashed: the sorted ``&name=value`` string, ``sig`` left out.
+
+    :class:`UnsignableParameters` when a name holds ``&`` or ``=``.
+    """
     parts = []
     for name in sorted(params):
         if name == "sig":
             continue
+        if not is_signable_name(name):
+            # The name itself stays out of the message: it could be anything a client sent.
+            raise UnsignableParameters("A parameter name contains '&' or '=': cannot sign it.")
         value = str(params[name]).replace("&", "_").replace("=", "_")
         parts.append(f"&{name}={value}")
     return "".join(parts).encode("utf-8")
@@ -54,6 +74,9 @@ def verify(params: Mapping[str, object], *, secret: str, method: str = LEGACY_ME
     given = str(params.get("sig", "")).lower()
     if not given:
         return False
+    try:
+        expected = sign(params, secret=secret, method=method)
+    except UnsignableParameters:
+        return False  # nothing ambiguous is ever valid
     # As bytes: compare_digest refuses non-ASCII text, and a forged sig may well be that.
-    expected = sign(params, secret=secret, method=method)
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("ascii"))

@@ -15,12 +15,14 @@ from django.utils import timezone
 from . import wire
 from .choices import Channel
 from .exceptions import ConversionInputError
-from .models import MESSAGE_ID_MAX_LENGTH
+from .models import MESSAGE_ID_MAX_LENGTH, SentMessage
 
 #: How far ahead of our clock a conversion timestamp may be (clock skew between hosts).
 FUTURE_TOLERANCE = timedelta(minutes=5)
 _PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")  # no space, no control or non-ASCII characters
 _MSISDN = re.compile(r"[0-9]{3,20}")
+#: The column a target's primary key is kept in (``SentMessage.target_object_id``).
+TARGET_ID_MAX_LENGTH: int = SentMessage._meta.get_field("target_object_id").max_length or 64
 
 
 def clean_message_id(message_id: object) -> str:
@@ -77,7 +79,28 @@ def clean_timestamp(value: object, *, name: str = "timestamp") -> datetime:
         )
     if value > now + FUTURE_TOLERANCE:
         raise ConversionInputError(f"{name} {value.isoformat()} is in the future.")
+    if value < wire.EARLIEST_TIMESTAMP:
+        # Year 1 with an offset would overflow converting to UTC; 1970 is an unset clock.
+        raise ConversionInputError(
+            f"{name} {value.isoformat()} is before {wire.EARLIEST_TIMESTAMP:%Y-%m-%d}: "
+            "not a moment a message was sent or converted."
+        )
     return value
+
+
+def precedes_send(at: datetime, sent_at: datetime) -> bool:
+    """Whether ``at`` is before ``sent_at`` by more than clock skew between hosts allows."""
+    return at < sent_at - FUTURE_TOLERANCE
+
+
+def clean_conversion_time(at: datetime, sent_at: datetime) -> datetime:
+    """``at``, unless it is before the message it converts was sent (beyond clock skew)."""
+    if precedes_send(at, sent_at):
+        raise ConversionInputError(
+            f"timestamp {at.isoformat()} is before the message was sent "
+            f"({sent_at.isoformat()}): a conversion cannot precede its message."
+        )
+    return at
 
 
 def clean_api_key(api_key: object) -> str:
@@ -100,9 +123,17 @@ def clean_target(target: object) -> dict[str, Any]:
         return {}
     if not isinstance(target, models.Model) or target.pk is None:
         raise ConversionInputError("target must be a saved model instance.")
+    object_id = str(target.pk)
+    limit = TARGET_ID_MAX_LENGTH
+    if len(object_id) > limit or "\x00" in object_id:
+        # PostgreSQL would refuse it (DataError) and SQLite store it whole: refuse it alike.
+        raise ConversionInputError(
+            f"target's primary key is {len(object_id)} characters long or holds a NUL; at "
+            f"most {limit} printable characters can be stored."
+        )
     return {
         "target_content_type": ContentType.objects.get_for_model(target),
-        "target_object_id": str(target.pk),
+        "target_object_id": object_id,
     }
 
 
@@ -111,7 +142,8 @@ def clean_sms_response(response: object) -> dict[str, Any]:
     if isinstance(response, (bytes, str)):
         try:
             response = json.loads(response)
-        except ValueError:
+        # RecursionError: JSON nested deeper than the parser can walk.
+        except (ValueError, RecursionError):
             raise ConversionInputError("SMS response text is not JSON.") from None
     if isinstance(response, BaseException):
         # The Vonage SDK v4 raises PartialFailureError when some parts of a long SMS fail;

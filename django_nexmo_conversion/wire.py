@@ -19,6 +19,15 @@ from .signing import LEGACY_METHOD, sign
 #: ``message-timestamp``, always UTC.
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 TIMESTAMP_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+#: The earliest moment any timestamp of ours may name. Nexmo started in 2010; a date before
+#: 2000 is a bug (an unset clock, a zero epoch, year 1) and would overflow arithmetic and
+#: time-zone conversions downstream, so it is refused where it comes in.
+EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=timezone.utc)
+#: The latest a parsed timestamp may name: far enough for any clock skew, near enough that
+#: adding a day or converting to any time zone never overflows ``datetime``.
+LATEST_TIMESTAMP = datetime(9000, 1, 1, tzinfo=timezone.utc)
+#: Unix seconds as the webhooks' ``timestamp`` parameter carries them.
+UNIX_TIME_SHAPE = re.compile(r"[0-9]{1,12}")
 
 #: A delivery receipt that says the message never reached the handset.
 FAILED_STATUSES = frozenset({"failed", "expired", "rejected"})
@@ -45,9 +54,31 @@ SIGNED_TIMESTAMP_MAX_AGE = 180.0
 _NUMBER_NOISE = re.compile(r"[\s().-]")
 
 
+class Secret(str):
+    """A secret string: equal to and used as the plain one, but its repr hides it.
+
+    Error reporters that dump a frame's locals (Django's technical 500 page with ``DEBUG``,
+    Sentry, ``traceback`` with locals) show values by repr, so a secret held in a local, a
+    dict of form fields or an argument stays hidden in every frame it passes through, even
+    where ``sensitive_variables`` does not reach (it only acts when ``DEBUG`` is off, and only
+    in the frames it decorates).
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+def secret(value: str | None) -> Secret | None:
+    """``value`` as a :class:`Secret` (``None`` and ``""`` stay ``None``)."""
+    return Secret(value) if value else None
+
+
 @dataclass(frozen=True)
 class Account:
-    """Credentials for one API key. The repr never shows a secret."""
+    """Credentials for one API key. The repr never shows a secret, and the secrets are
+    :class:`Secret` strings, so nothing derived by reference shows them either."""
 
     api_key: str
     api_secret: str | None = field(default=None, repr=False)
@@ -55,6 +86,12 @@ class Account:
     signature_method: str = LEGACY_METHOD
     #: ``params`` or ``basic`` (see ``AUTH_MODES``); ignored for signed requests.
     auth: str = "params"
+
+    def __post_init__(self) -> None:
+        # Frozen: set through object. Wrapped here so every Account, however built, holds
+        # its secrets as Secret.
+        object.__setattr__(self, "api_secret", secret(self.api_secret))
+        object.__setattr__(self, "signature_secret", secret(self.signature_secret))
 
     @property
     def signed(self) -> bool:
@@ -101,11 +138,32 @@ def format_timestamp(value: datetime) -> str:
     return value.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
 
 
+def in_range(value: datetime) -> bool:
+    """Whether the aware ``value`` lies between the earliest and latest timestamps we accept."""
+    return EARLIEST_TIMESTAMP <= value <= LATEST_TIMESTAMP
+
+
 def parse_timestamp(text: str) -> datetime:
-    """An aware UTC datetime from Vonage's ``YYYY-MM-DD HH:MM:SS``; ``ValueError`` otherwise."""
+    """An aware UTC datetime from Vonage's ``YYYY-MM-DD HH:MM:SS``; ``ValueError`` otherwise
+    (a date that does not exist, or one outside ``EARLIEST_TIMESTAMP``..``LATEST_TIMESTAMP``)."""
     if not TIMESTAMP_SHAPE.fullmatch(text):
         raise ValueError(f"not a Vonage timestamp: {text!r}")
-    return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+    value = datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+    if not in_range(value):
+        raise ValueError(f"timestamp out of range: {text!r}")
+    return value
+
+
+def parse_unix_time(text: str) -> datetime:
+    """An aware UTC datetime from unix seconds (the webhooks' ``timestamp``); ``ValueError``
+    for anything else, or a moment outside ``EARLIEST_TIMESTAMP``..``LATEST_TIMESTAMP``."""
+    if not UNIX_TIME_SHAPE.fullmatch(text):
+        raise ValueError(f"not unix seconds: {text!r}")
+    # Checked as a number first: datetime.fromtimestamp overflows on 12-digit values.
+    seconds = int(text)
+    if not EARLIEST_TIMESTAMP.timestamp() <= seconds <= LATEST_TIMESTAMP.timestamp():
+        raise ValueError(f"unix time out of range: {text!r}")
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
 def msisdn(number: str) -> str:

@@ -335,3 +335,38 @@ def test_the_template_tag_makes_absolute_links(message: SentMessage) -> None:
 def test_the_template_tag_refuses_open_redirects(message: SentMessage) -> None:
     with pytest.raises(ConversionInputError):
         render("{% conversion_link m 'https://evil.example/' %}", m=message)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"HTTP_SEC_PURPOSE": "prefetch"},
+        {"HTTP_SEC_PURPOSE": "prefetch;prerender"},
+        {"HTTP_PURPOSE": "prefetch"},
+        {"HTTP_X_MOZ": "prefetch"},
+    ],
+)
+def test_browser_prefetches_redirect_without_marking(
+    client: Client, message: SentMessage, headers: dict[str, str]
+) -> None:
+    link = conversion_link(message, "/thanks/")
+    response = client.get(link, HTTP_USER_AGENT="Mozilla/5.0 (iPhone)", **headers)
+    assert response.status_code == 302
+    assert not Conversion.objects.exists()
+    # Control: the click that follows the prefetch marks it.
+    client.get(link, HTTP_USER_AGENT="Mozilla/5.0 (iPhone)")
+    assert Conversion.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["https://exa\u2100mple.com/", "https://example.com\uff03@evil.test/", "http://[::1"]
+)
+def test_targets_the_url_parser_refuses_are_a_clear_error(message: SentMessage, url: str) -> None:
+    with pytest.raises(ConversionInputError, match="Link target"):
+        conversion_link(message, url)
+
+
+@pytest.mark.parametrize("max_age", [float("inf"), float("nan"), float("-inf")])
+def test_a_max_age_that_is_not_finite_is_refused(message: SentMessage, max_age: float) -> None:
+    with pytest.raises(ConversionInputError, match="max_age"):
+        conversion_link(message, "/thanks/", max_age=max_age)

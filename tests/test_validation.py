@@ -354,3 +354,59 @@ def test_record_sms_response_one_bad_part_stores_nothing(rejected: Any) -> None:
 
 def test_record_sms_response_unsaved_target(rejected: Any) -> None:
     rejected(lambda: record_sms_response(SMS_RESPONSE, target=Order()), "target")
+
+
+# --- issue 17, item 13: raw exceptions and absurd input from public entry points -------------
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(1, 1, 1, tzinfo=timezone.get_fixed_timezone(300)),  # overflows to UTC
+        datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC")),  # an unset clock
+    ],
+    ids=["year-1-with-offset", "epoch"],
+)
+def test_an_absurdly_old_timestamp_is_refused_and_records_nothing(
+    rejected: Any, when: datetime
+) -> None:
+    rejected(lambda: mark_converted("0A00000000000D01", timestamp=when), "timestamp", "2000")
+    rejected(lambda: record_message("0A00000000000D02", sent_at=when), "sent_at")
+
+
+def test_a_conversion_before_its_message_was_sent_is_refused(rejected: Any) -> None:
+    sent = record_message("0A00000000000D03", sent_at=timezone.now())
+    counted = counts()
+    with pytest.raises(ConversionInputError, match="before the message was sent"):
+        mark_converted(sent, timestamp=timezone.now() - timedelta(hours=1))
+    assert counts() == counted
+    # Within clock skew it is accepted.
+    assert mark_converted(sent, timestamp=timezone.now() - timedelta(minutes=1)).pk
+
+
+def test_deeply_nested_json_to_record_sms_response_is_refused(rejected: Any) -> None:
+    rejected(lambda: record_sms_response("[" * 100_000 + "]" * 100_000), "JSON")
+
+
+def test_a_target_whose_key_is_longer_than_the_column_is_refused(rejected: Any) -> None:
+    order = Order.objects.create()
+    order.pk = 10**70  # a key 71 digits long: more than target_object_id holds
+    rejected(lambda: record_message("0A00000000000D04", target=order), "primary key")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_marking_a_purged_message_is_refused(rejected: Any) -> None:
+    sent = record_message("0A00000000000D05")
+    SentMessage.objects.filter(pk=sent.pk).delete()
+    rejected(lambda: mark_converted(sent), "no longer recorded")
+
+
+def test_purge_older_than_absurdly_many_days_is_a_clear_error() -> None:
+    from django.core.management import CommandError, call_command
+
+    from django_nexmo_conversion.retention import purge
+
+    with pytest.raises(CommandError, match="older-than"):
+        call_command("purge_conversions", "--older-than", "99999999")
+    with pytest.raises(ConversionInputError, match="older_than"):
+        purge(older_than=timedelta(days=999_999_999))

@@ -30,9 +30,20 @@ PREVIEW_USER_AGENTS = re.compile(
 )
 
 
+#: Headers a browser sends when it fetches a page ahead of a click (speculation rules, link
+#: prefetch): Chromium's ``Sec-Purpose: prefetch`` (also ``prefetch;prerender``), the older
+#: ``Purpose: prefetch`` and Firefox's ``X-Moz: prefetch``. Nobody has converted yet.
+PREFETCH_HEADERS = ("Sec-Purpose", "Purpose", "X-Moz")
+
+
+def is_prefetch(request: HttpRequest) -> bool:
+    return any("prefetch" in request.headers.get(name, "").lower() for name in PREFETCH_HEADERS)
+
+
 def is_link_preview(request: HttpRequest) -> bool:
+    """A messaging app drawing a preview, a script, or a browser prefetching: not a click."""
     agent = request.headers.get("User-Agent", "")
-    return not agent.strip() or bool(PREVIEW_USER_AGENTS.search(agent))
+    return not agent.strip() or bool(PREVIEW_USER_AGENTS.search(agent)) or is_prefetch(request)
 
 
 @require_safe

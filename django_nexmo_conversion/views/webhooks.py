@@ -46,11 +46,13 @@ def read_params(request: HttpRequest) -> dict[str, str]:
     if request.content_type == "application/json":
         try:
             data = json.loads(request.body.decode("utf-8") or "{}")
-        except ValueError:  # UnicodeDecodeError is a ValueError too
+            if isinstance(data, dict):
+                return {str(name): _text(value) for name, value in data.items()}
+        # UnicodeDecodeError is a ValueError too. RecursionError: JSON nested thousands deep,
+        # which json.loads (or json.dumps, for a nested value) cannot walk.
+        except (ValueError, RecursionError):
             raise webhooks.BadWebhook(_("The request body is not valid JSON.")) from None
-        if not isinstance(data, dict):
-            raise webhooks.BadWebhook(_("The JSON body must be an object of webhook parameters."))
-        return {str(name): _text(value) for name, value in data.items()}
+        raise webhooks.BadWebhook(_("The JSON body must be an object of webhook parameters."))
     # Vonage POSTs the parameters in the body; the query is read only when the body is empty,
     # so a query string in the configured URL never joins the signed parameters.
     return _flat(request.POST) or _flat(request.GET)

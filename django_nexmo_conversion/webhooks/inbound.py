@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils.module_loading import import_string
 
 from .. import marking, privacy
@@ -62,17 +63,33 @@ def parse_inbound(params: Mapping[str, str]) -> InboundReply:
     )
 
 
-def find_replied_message(sender_hash: str, at: datetime, *, window: float) -> SentMessage | None:
+def sent_with(api_key: str, conf: ConversionSettings | None = None) -> Q:
+    """Messages sent through the account ``api_key`` names: recorded with that key, or, for
+    the default account (``API_KEY``, also meant by an empty key), recorded with none."""
+    default_key = (conf or get_settings()).api_key or ""
+    key = api_key or default_key
+    account = Q(api_key=key)
+    if key == default_key:
+        account |= Q(api_key="")
+    return account
+
+
+def find_replied_message(
+    sender_hash: str, at: datetime, *, window: float, api_key: str
+) -> SentMessage | None:
     """The message a reply sent at ``at`` from the number hashed ``sender_hash`` answers.
 
     The latest SMS sent to that number in the ``window`` seconds before the reply (the first
-    part, for a long SMS); matched through the keyed hash, so it works whatever
-    ``RECIPIENT_STORAGE`` keeps. Served by the ``(recipient_hash, sent_at)`` index.
+    part, for a long SMS), through the account the reply came to (its ``api-key``): a reply
+    to one account never converts another's message. Matched through the keyed hash, so it
+    works whatever ``RECIPIENT_STORAGE`` keeps. Served by the ``(recipient_hash, sent_at)``
+    index.
     """
     if not sender_hash:
         return None
     return (
         SentMessage.objects.filter(
+            sent_with(api_key),
             recipient_hash=sender_hash,
             channel=Channel.SMS,
             parent__isnull=True,
@@ -93,6 +110,7 @@ def _reply_filter(conf: ConversionSettings) -> Callable[[InboundReply, SentMessa
 
 def _convert(message: SentMessage, at: datetime) -> str:
     """Mark ``message`` converted at ``at``; which outcome that was."""
+    # Matched within CLOCK_SKEW of the send, so never dated before it beyond skew.
     conversion = marking.mark_converted(message, timestamp=at)
     # New, or an unreported delivered=False upgraded: this reply converted it.
     if conversion.marked in (MarkOutcome.CREATED, MarkOutcome.UPGRADED):
@@ -122,7 +140,9 @@ def receive_inbound(reply: InboundReply) -> InboundMessage | None:
         except IntegrityError:
             logger.info("Inbound message %s was already received; ignored.", reply.message_id)
             return None
-        message = find_replied_message(row.sender_hash, reply.replied_at, window=conf.reply_window)
+        message = find_replied_message(
+            row.sender_hash, reply.replied_at, window=conf.reply_window, api_key=reply.api_key
+        )
         if message is not None:
             accept = _reply_filter(conf)
             if accept is not None and not accept(reply, message):

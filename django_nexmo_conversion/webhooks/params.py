@@ -3,20 +3,33 @@ timestamps); their formats are ``wire``'s."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import datetime
-from datetime import timezone as dt_timezone
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .. import validation, wire
+from .. import signing, validation, wire
 from ..exceptions import ConversionInputError
 from .errors import BadWebhook
 
 #: The ``timestamp`` parameter: unix seconds.
-UNIX_TIME_RE = re.compile(r"[0-9]{1,12}")
+UNIX_TIME_RE = wire.UNIX_TIME_SHAPE
+
+
+def check_names(params: Mapping[str, str]) -> None:
+    """:class:`BadWebhook` for a parameter name the signature cannot tell apart.
+
+    The signed string is ``&name=value`` per parameter; ``&`` and ``=`` are masked in values
+    but (as in Vonage's SDKs) not in names, so a name holding them could merge two parameters
+    into one without changing the signature. No Vonage webhook has such a name.
+    """
+    for name in params:
+        if not signing.is_signable_name(name):
+            raise BadWebhook(
+                _("The parameter name %(name)r contains '&' or '=', which no webhook's has.")
+                % {"name": name[:40]}
+            )
 
 
 def read_required(params: Mapping[str, str], name: str) -> str:
@@ -52,15 +65,26 @@ def read_vonage_time(params: Mapping[str, str]) -> datetime:
     """
     now = timezone.now()
     raw = params.get("message-timestamp", "")
+    unix = params.get("timestamp", "")
     if raw:
         try:
             value = wire.parse_timestamp(raw)
         except ValueError:
             raise BadWebhook(
-                _("message-timestamp must look like YYYY-MM-DD HH:MM:SS (UTC).")
+                _(
+                    "message-timestamp must be a date as YYYY-MM-DD HH:MM:SS (UTC), "
+                    "not before %(earliest)s."
+                )
+                % {"earliest": wire.EARLIEST_TIMESTAMP.year}
             ) from None
-    elif UNIX_TIME_RE.fullmatch(params.get("timestamp", "")):
-        value = datetime.fromtimestamp(int(params["timestamp"]), tz=dt_timezone.utc)
+    elif unix:
+        try:
+            value = wire.parse_unix_time(unix)
+        except ValueError:
+            raise BadWebhook(
+                _("timestamp must be unix seconds, not before %(earliest)s.")
+                % {"earliest": wire.EARLIEST_TIMESTAMP.year}
+            ) from None
     else:
         value = now
     return min(value, now)

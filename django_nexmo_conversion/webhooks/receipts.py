@@ -15,7 +15,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from .. import marking
+from .. import marking, validation
 from ..conf import get_settings
 from ..models import Channel, SentMessage
 from ..wire import FAILED_STATUSES, FINAL_STATUSES, RECEIPT_STATUSES
@@ -114,7 +114,12 @@ def record_receipt(receipt: DeliveryReceipt) -> SentMessage | None:
             and message.delivery_status in FAILED_STATUSES
             and message.delivery_updated_at is not None
         ):
-            marking.mark_converted(message, delivered=False, timestamp=message.delivery_updated_at)
+            # Dated by the receipt, but never before the send: clocks (ours, Vonage's, the
+            # carrier's) disagree, and a conversion may not precede its message.
+            at = message.delivery_updated_at
+            if validation.precedes_send(at, message.sent_at):
+                at = message.sent_at
+            marking.mark_converted(message, delivered=False, timestamp=at)
     return message
 
 

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from .. import signing
 from ..conf import Account, ConversionSettings, get_settings
 from .errors import WebhookRefused
-from .params import UNIX_TIME_RE
+from .params import UNIX_TIME_RE, check_names
 
 _SIGNATURE_RE = re.compile(r"[0-9a-fA-F]{32,128}")
 
@@ -29,7 +29,8 @@ def signing_required(conf: ConversionSettings | None = None) -> bool:
 
 
 def verify(params: Mapping[str, str], *, now: float | None = None) -> None:
-    """Raise :class:`WebhookRefused` unless ``params`` carry a valid, fresh signature.
+    """Raise :class:`WebhookRefused` unless ``params`` carry a valid, fresh signature
+    (:class:`BadWebhook` first for a parameter name holding ``&`` or ``=``).
 
     With no signature secret configured at all, every webhook passes (the endpoints are then
     unauthenticated: the deploy check ``W003`` says so). Otherwise the webhook must be signed
@@ -38,6 +39,9 @@ def verify(params: Mapping[str, str], *, now: float | None = None) -> None:
     ``WEBHOOK_MAX_AGE`` seconds of now, either way, so a captured webhook cannot be replayed
     later.
     """
+    # Before the signature: an ambiguous name is refused (400) whether or not webhooks are
+    # signed, so a forged merge of two parameters is never even looked at.
+    check_names(params)
     conf = get_settings()
     if not signing_required(conf):
         return

@@ -10,6 +10,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ...exceptions import ConversionInputError
 from ...retention import DEFAULT_STATUSES, PURGEABLE, purge
 
+#: Longer ago than this reaches before year 1: no message is that old.
+MAX_DAYS = 700_000
+
 
 class Command(BaseCommand):
     help = (
@@ -48,6 +51,9 @@ class Command(BaseCommand):
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be >= 1.")
         try:
+            if days > MAX_DAYS:
+                # timedelta itself overflows past 999999999 days; say so in days.
+                raise ConversionInputError(f"--older-than must be at most {MAX_DAYS} (days).")
             result = purge(
                 older_than=timedelta(days=days),
                 statuses=options["status"],
