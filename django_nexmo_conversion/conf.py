@@ -289,14 +289,16 @@ def base_url(key: str, value: Any, problems: list[Problem]) -> str:
             "Credentials travel in the request body: never send them unencrypted.",
         )
     elif parts.path or parts.query or parts.fragment:
-        # The client appends /conversions/<channel> to the URL: a path here (often the whole
-        # endpoint pasted from the API reference) makes every report a 404, which halts runs.
+        # The client appends /conversions/<channel>: a path here (often the endpoint pasted
+        # from the API reference) makes every report a 404. Shown without user:password@.
+        host = parts.netloc.rpartition("@")[2]
+        shown = url.replace(parts.netloc, host, 1)
         _problem(
             problems,
             "W006",
-            f"{setting(key)} {url!r} has a path, query or fragment; every report would go to "
-            f"{url}/conversions/sms (or /voice), which the API does not serve.",
-            f"Give the scheme and host only, e.g. {parts.scheme}://{parts.netloc}.",
+            f"{setting(key)} {shown!r} has a path, query or fragment; every report would go to "
+            f"{shown}/conversions/sms (or /voice), which the API does not serve.",
+            f"Give the scheme and host only, e.g. {parts.scheme}://{host}.",
         )
     return url
 

@@ -311,6 +311,15 @@ def test_w007_sandbox_left_in_a_deploy(
     assert message.hint
 
 
+def test_w006_never_shows_a_password_in_the_url(settings: Any) -> None:
+    replace_configuration(settings, {**GOOD, "BASE_URL": "https://me:pw-Zr8@proxy.test/nexmo"})
+    (message,) = our_messages()
+    assert message.id == PREFIX + "W006"
+    assert "pw-Zr8" not in message.msg + message.hint
+    assert "https://proxy.test/nexmo" in message.msg
+    assert message.hint.endswith("https://proxy.test.")
+
+
 def test_a_good_deploy_has_no_deploy_messages(settings: Any) -> None:
     replace_configuration(settings, GOOD)
     assert deploy_ids() == []
