@@ -3,7 +3,7 @@
 | id   | what                                                            |
 |------|-----------------------------------------------------------------|
 | E000 | ``NEXMO_CONVERSION`` is not a dict                              |
-| E001 | no credentials, or a key without its secret                     |
+| E001 | no credentials, or a key without its secret (``--deploy``; raised at report time) |
 | E002 | ``BASE_URL`` is not https (plain http only for loopback hosts)  |
 | E003 | unknown ``SIGNATURE_METHOD``                                    |
 | E004 | unknown ``DISPATCH``                                            |
@@ -18,36 +18,92 @@
 | E013 | ``PROXIES`` is not None or a dict of scheme -> proxy URL        |
 | E014 | ``VERIFY`` is not None, a bool or an existing CA bundle path    |
 | E017 | a ``STATUS_*`` threshold is not a (warning, critical) pair      |
+| E018 | ``DISPATCH`` names a queue whose engine cannot be imported      |
 | W002 | unknown keys in ``NEXMO_CONVERSION``                            |
 | W003 | webhooks routed but unauthenticated (deploy check: ``--deploy``) |
 | W004 | ``DISPATCH="background"`` under uWSGI without threads          |
+| W005 | no credentials, or a key without its secret (E001 under ``--deploy``) |
+| W006 | ``BASE_URL`` has a path: every report would 404                 |
+| W007 | the sandbox's credentials or a loopback ``BASE_URL`` (deploy check) |
+
+Missing credentials are W005 at a plain ``check`` so that a new project's ``migrate`` and
+``test`` (which stop on any error) run before its secrets are set.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.apps import AppConfig
 from django.core import checks
 
-from .conf import SETTING_NAME, build_settings
+from .conf import SETTING_NAME, ConversionSettings, build_settings, is_loopback
 
 CHECK_ID_PREFIX = "django_nexmo_conversion"
+
+#: Problems only a deploy needs fixed: the plain check (run by ``migrate`` and ``test``)
+#: shows them under the warning id on the right, ``check --deploy`` as the error they are.
+DEPLOY_ERRORS = {"E001": "W005"}
+
+
+def _resolved() -> ConversionSettings:
+    from django.conf import settings
+
+    # Build afresh rather than read the cache: checks must see the settings as they are now.
+    return build_settings(getattr(settings, SETTING_NAME, None))
 
 
 def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
-    from django.conf import settings
-
-    # Build afresh rather than read the cache: checks must see the settings as they are now.
-    resolved = build_settings(getattr(settings, SETTING_NAME, None))
     messages: list[checks.CheckMessage] = []
-    for problem in resolved.problems:
-        level = checks.Error if problem.is_error else checks.Warning
+    for problem in _resolved().problems:
+        # A new project has no secrets yet: missing credentials must not stop its first
+        # migrate or test run (Django stops both on any error), only its deploy and reports.
+        check_id = DEPLOY_ERRORS.get(problem.id, problem.id)
+        level = checks.Error if check_id.startswith("E") else checks.Warning
         messages.append(
-            level(problem.msg, hint=problem.hint or None, id=f"{CHECK_ID_PREFIX}.{problem.id}")
+            level(problem.msg, hint=problem.hint or None, id=f"{CHECK_ID_PREFIX}.{check_id}")
+        )
+    return messages
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_deploy_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """E001 and W007, for ``manage.py check --deploy``: what a production site must not run with."""
+    from .sandbox.rules import DEFAULT_API_KEY, DEFAULT_API_SECRET
+
+    resolved = _resolved()
+    messages: list[checks.CheckMessage] = [
+        checks.Error(problem.msg, hint=problem.hint or None, id=f"{CHECK_ID_PREFIX}.{problem.id}")
+        for problem in resolved.problems
+        if problem.id in DEPLOY_ERRORS
+    ]
+    host = urlsplit(resolved.base_url).hostname
+    if host and is_loopback(host):
+        messages.append(
+            checks.Warning(
+                f"NEXMO_CONVERSION['BASE_URL'] is {resolved.base_url!r}, on this machine: "
+                "conversions go to a local server (the sandbox?), not to Nexmo.",
+                hint="Remove BASE_URL from the deployed settings for https://api.nexmo.com.",
+                id=f"{CHECK_ID_PREFIX}.W007",
+            )
+        )
+    accounts = [*resolved.accounts.values(), resolved.default_account]
+    if any(
+        a and (a.api_key == DEFAULT_API_KEY or a.api_secret == DEFAULT_API_SECRET) for a in accounts
+    ):
+        messages.append(
+            checks.Warning(
+                "NEXMO_CONVERSION holds the sandbox's credentials (sandbox-key / "
+                "sandbox-secret): Nexmo will answer every report with 401.",
+                hint="Set the API key and secret of your Vonage account (dashboard > Settings).",
+                id=f"{CHECK_ID_PREFIX}.W007",
+            )
         )
     return messages
 
@@ -81,11 +137,10 @@ def check_webhook_signing(
     A deploy check (``manage.py check --deploy``), like Django's own security warnings: on a
     developer's machine unsigned webhooks are the norm (Vonage signs them only on request).
     """
-    from django.conf import settings
 
     from .webhooks import signing_required
 
-    if signing_required(build_settings(getattr(settings, SETTING_NAME, None))):
+    if signing_required(_resolved()):
         return []
     # The views themselves, not a reverse() of the app's URL names: a project may route them
     # with a plain path(), under no namespace, and they are just as open then.
@@ -108,11 +163,9 @@ def check_background_threads(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
     """W004: the background reporter needs threads, which uWSGI runs only when asked to."""
-    from django.conf import settings
-
     from .reporting.background import THREADS_DISABLED, threads_disabled
 
-    resolved = build_settings(getattr(settings, SETTING_NAME, None))
+    resolved = _resolved()
     if resolved.dispatch != "background" or not threads_disabled():
         return []
     return [

@@ -9,6 +9,7 @@ the setting to fix. This module knows no consumer of the settings.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -23,6 +24,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
+from .engines import missing_engine
 from .signing import SIGNATURE_METHODS
 from .wire import AUTH_MODES, Account
 
@@ -98,6 +100,14 @@ _LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
 def setting(key: str) -> str:
     """The user-facing name of a key, for error messages: ``NEXMO_CONVERSION['KEY']``."""
     return f"{SETTING_NAME}[{key!r}]"
+
+
+def did_you_mean(key: str) -> str:
+    """``key``, followed by the known key it most likely misspells, if one is close."""
+    # Compared upper-cased: "api_key" is a typo of "API_KEY" as much as "API_KY" is.
+    known = {name.upper(): name for name in DEFAULTS}
+    close = difflib.get_close_matches(key.upper(), known, n=1, cutoff=0.75)
+    return f"{key} (did you mean {known[close[0]]}?)" if close else key
 
 
 @dataclass(frozen=True)
@@ -178,7 +188,8 @@ def _env(key: str) -> str | None:
     return None
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine: 127.0.0.0/8, ::1, localhost."""
     if host.lower() in _LOOPBACK_NAMES:
         return True
     try:
@@ -211,7 +222,12 @@ def number(*, minimum: float, default: float | None, whole: bool = False) -> Par
             )
             return default
         if whole and isinstance(value, float):
-            _problem(problems, "E005", f"{setting(key)} must be a whole number.")
+            _problem(
+                problems,
+                "E005",
+                f"{setting(key)} must be a whole number, got {value!r}.",
+                f"Use {int(value)} or {int(value) + 1}.",
+            )
         return int(value) if whole else float(value)
 
     return parse
@@ -221,7 +237,10 @@ def choice(options: tuple[str, ...], check_id: str) -> Parser:
     def parse(key: str, value: Any, problems: list[Problem]) -> str:
         if value not in options:
             _problem(
-                problems, check_id, f"{setting(key)} {value!r} is not one of {', '.join(options)}."
+                problems,
+                check_id,
+                f"{setting(key)} {value!r} is not one of {', '.join(options)}.",
+                f"Pick one of these, or remove the key for the default {DEFAULTS[key]!r}.",
             )
         return str(value)
 
@@ -230,7 +249,12 @@ def choice(options: tuple[str, ...], check_id: str) -> Parser:
 
 def keyword_arguments(key: str, value: Any, problems: list[Problem]) -> dict[str, Any]:
     if not isinstance(value, Mapping):
-        _problem(problems, "E010", f"{setting(key)} must be a dict of keyword arguments.")
+        _problem(
+            problems,
+            "E010",
+            f"{setting(key)} must be a dict of keyword arguments, got {type(value).__name__}.",
+            'For example {"queue": "nexmo"} for Celery, {"queue_name": "nexmo"} for django.tasks.',
+        )
         return {}
     return dict(value)
 
@@ -239,7 +263,12 @@ def dotted_path(key: str, value: Any, problems: list[Problem]) -> str:
     try:
         import_string(str(value))
     except ImportError as exc:
-        _problem(problems, "E007", f"{setting(key)} {value!r} cannot be imported: {exc}.")
+        _problem(
+            problems,
+            "E007",
+            f"{setting(key)} {value!r} cannot be imported: {exc}.",
+            "Give the full dotted path (package.module.Name) of something on the Python path.",
+        )
     return str(value)
 
 
@@ -253,7 +282,12 @@ def host_names(key: str, value: Any, problems: list[Problem]) -> tuple[str, ...]
         or not isinstance(value, (Iterable, type(None)))
         or not all(isinstance(h, str) for h in value or ())
     ):
-        _problem(problems, "E009", f"{setting(key)} must be a list of host names.")
+        _problem(
+            problems,
+            "E009",
+            f"{setting(key)} must be a list of host names.",
+            'For example ["www.example.com", "example.com"]; a single string is not a list.',
+        )
         return ()
     return tuple(value or ())
 
@@ -262,14 +296,31 @@ def base_url(key: str, value: Any, problems: list[Problem]) -> str:
     url = str(value or "").rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        _problem(problems, "E002", f"{setting(key)} {url!r} is not an http(s) URL.")
-    elif parts.scheme == "http" and not _is_loopback(parts.hostname):
+        _problem(
+            problems,
+            "E002",
+            f"{setting(key)} {url!r} is not an http(s) URL.",
+            f"Remove the key for the default {DEFAULTS[key]!r}.",
+        )
+    elif parts.scheme == "http" and not is_loopback(parts.hostname):
         _problem(
             problems,
             "E002",
             f"{setting(key)} must use https; plain http is allowed only for loopback "
             f"hosts, got {parts.hostname!r}.",
             "Credentials travel in the request body: never send them unencrypted.",
+        )
+    elif parts.path or parts.query or parts.fragment:
+        # The client appends /conversions/<channel>: a path here (often the endpoint pasted
+        # from the API reference) makes every report a 404. Shown without user:password@.
+        host = parts.netloc.rpartition("@")[2]
+        shown = url.replace(parts.netloc, host, 1)
+        _problem(
+            problems,
+            "W006",
+            f"{setting(key)} {shown!r} has a path, query or fragment; every report would go to "
+            f"{shown}/conversions/sms (or /voice), which the API does not serve.",
+            f"Give the scheme and host only, e.g. {parts.scheme}://{host}.",
         )
     return url
 
@@ -294,6 +345,7 @@ def proxies(key: str, value: Any, problems: list[Problem]) -> dict[str, str | No
             f"{setting(key)} must be None (use the environment) or a dict like requests' "
             "proxies, e.g. {'https': 'http://proxy.example:3128'}; "
             f"got a {type(value).__name__}.",
+            "None uses HTTPS_PROXY / HTTP_PROXY / NO_PROXY; {} means no proxy at all.",
         )
         return None
     resolved: dict[str, str | None] = {}
@@ -401,13 +453,21 @@ def _account(
     method = spec.get("SIGNATURE_METHOD") or "md5hash"
     auth = spec.get("AUTH") or auth
     if auth not in AUTH_MODES:
-        _problem(problems, "E012", f"{where} AUTH {auth!r} is not one of {', '.join(AUTH_MODES)}.")
+        _problem(
+            problems,
+            "E012",
+            f"{where}['AUTH'] is {auth!r}, not one of {', '.join(AUTH_MODES)}.",
+            "params sends the secret in the form body, basic in an Authorization header.",
+        )
         auth = "params"
+    # The dashboard shows the methods in capitals (MD5HASH, SHA256): accept any case.
+    method = method.lower() if isinstance(method, str) else method
     if method not in SIGNATURE_METHODS:
         _problem(
             problems,
             "E003",
-            f"{where} SIGNATURE_METHOD {method!r} is not one of {', '.join(SIGNATURE_METHODS)}.",
+            f"{where}['SIGNATURE_METHOD'] is {spec.get('SIGNATURE_METHOD')!r}, which is not a "
+            f"signature method; the methods are {', '.join(SIGNATURE_METHODS)}.",
             "Use the method set for this key in the Vonage dashboard (Settings > API keys).",
         )
         method = "md5hash"
@@ -422,10 +482,14 @@ def _account(
         _problem(
             problems,
             "E001",
-            f"{where} has an API key but neither API_SECRET nor SIGNATURE_SECRET.",
+            f"{where} has an API key but neither API_SECRET nor SIGNATURE_SECRET "
+            "(an empty value counts as none).",
             "Add the secret (or the signature secret) for this key.",
         )
     return account
+
+
+ACCOUNTS_HINT = 'For example {"abcd1234": {"API_SECRET": "...", "SIGNATURE_METHOD": "sha256"}}.'
 
 
 def _accounts(
@@ -436,17 +500,20 @@ def _accounts(
     # The top-level AUTH is checked with the other keys (E012 once); here it is the default.
     auth = raw["AUTH"] if raw["AUTH"] in AUTH_MODES else "params"
     if raw["API_KEY"]:
-        default = _account(
-            str(raw["API_KEY"]), {**raw, "AUTH": auth}, setting("API_KEY"), problems, auth
-        )
+        default = _account(str(raw["API_KEY"]), {**raw, "AUTH": auth}, SETTING_NAME, problems, auth)
     accounts: dict[str, Account] = {}
     if not isinstance(raw["ACCOUNTS"], Mapping):
-        _problem(problems, "E006", f"{setting('ACCOUNTS')} must be a dict of api_key -> dict.")
+        _problem(
+            problems,
+            "E006",
+            f"{setting('ACCOUNTS')} must be a dict of api_key -> dict.",
+            ACCOUNTS_HINT,
+        )
     else:
         for key, spec in raw["ACCOUNTS"].items():
             where = f"{setting('ACCOUNTS')}[{key!r}]"
             if not isinstance(spec, Mapping):
-                _problem(problems, "E006", f"{where} must be a dict of credentials.")
+                _problem(problems, "E006", f"{where} must be a dict of credentials.", ACCOUNTS_HINT)
                 continue
             accounts[str(key)] = _account(str(key), spec, where, problems, auth)
     if default is None and not accounts:
@@ -470,6 +537,7 @@ def _check_together(values: Mapping[str, Any], problems: list[Problem]) -> None:
             "E005",
             f"{setting('RETRY_BACKOFF_MAX')} ({backoff_max:g}) is smaller than "
             f"{setting('RETRY_BACKOFF')} ({backoff:g}).",
+            "RETRY_BACKOFF is the first delay and RETRY_BACKOFF_MAX the cap: raise the cap.",
         )
     lease, timeout = values["lease_seconds"], values["timeout"]
     if lease <= timeout:
@@ -478,10 +546,30 @@ def _check_together(values: Mapping[str, Any], problems: list[Problem]) -> None:
             "E005",
             f"{setting('LEASE_SECONDS')} ({lease:g}) must be longer than {setting('TIMEOUT')} "
             f"({timeout:g}), or a slow request could be sent again by another worker.",
+            "Raise LEASE_SECONDS (default 300) or lower TIMEOUT.",
         )
     cache = values["rate_limit_cache"]
     if values["rate_limit"] and cache not in getattr(django_settings, "CACHES", {"default": None}):
-        _problem(problems, "E011", f"{setting('RATE_LIMIT_CACHE')} {cache!r} is not in CACHES.")
+        _problem(
+            problems,
+            "E011",
+            f"{setting('RATE_LIMIT_CACHE')} {cache!r} is not in CACHES.",
+            "Name a cache alias from CACHES that all workers share (Redis, Memcached).",
+        )
+
+
+def _check_dispatch_engine(dispatch: str, problems: list[Problem]) -> None:
+    """E018: a queue dispatch whose engine is not installed would fail on every mark."""
+    missing = missing_engine(dispatch)
+    if missing:
+        modules, install = missing
+        _problem(
+            problems,
+            "E018",
+            f"{setting('DISPATCH')} is {dispatch!r}, but {' or '.join(modules)} cannot be "
+            "imported: no conversion would be reported after its commit.",
+            f"{install}; or use the default DISPATCH 'background'.",
+        )
 
 
 def build_settings(user: object) -> ConversionSettings:
@@ -490,15 +578,18 @@ def build_settings(user: object) -> ConversionSettings:
     if user is None:
         user = {}
     if not isinstance(user, Mapping):  # a user's settings file can hold anything
-        _problem(problems, "E000", f"{SETTING_NAME} must be a dict, got {type(user).__name__}.")
+        hint = 'Write it as a dict: NEXMO_CONVERSION = {"API_KEY": ..., "API_SECRET": ...}.'
+        message = f"{SETTING_NAME} must be a dict, got {type(user).__name__}."
+        _problem(problems, "E000", message, hint)
         user = {}
     unknown = sorted(str(key) for key in set(user) - set(DEFAULTS))
     if unknown:
         _problem(
             problems,
             "W002",
-            f"{SETTING_NAME} has unknown key(s): {', '.join(unknown)}.",
-            "Check the spelling against the settings reference in the README.",
+            f"{SETTING_NAME} has unknown key(s): {', '.join(map(did_you_mean, unknown))}.",
+            "Check the spelling against the settings reference in the README; an unknown key "
+            "is ignored, so its value has no effect.",
         )
     raw = {**DEFAULTS, **user}
     for key in ENV_FALLBACKS:
@@ -509,6 +600,7 @@ def build_settings(user: object) -> ConversionSettings:
     default_account, accounts = _accounts(raw, problems)
     values = {name: parse(key, raw[key], problems) for key, (name, parse) in SPECS.items()}
     _check_together(values, problems)
+    _check_dispatch_engine(values["dispatch"], problems)
     return ConversionSettings(
         api_key=default_account.api_key if default_account else None,
         accounts=accounts,

@@ -16,15 +16,27 @@ if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
 
 
-def due_conversions(*, limit: int | None = None, include_failed: bool = False) -> list[Conversion]:
-    """What a report run would take now, oldest due first."""
+def _due_query(include_failed: bool) -> Q:
     query = Q(pk__in=Conversion.objects.due(timezone.now()).values("pk"))
     if include_failed:
         query |= Q(status=Status.FAILED)
+    return query
+
+
+def due_conversions(*, limit: int | None = None, include_failed: bool = False) -> list[Conversion]:
+    """What a report run would take now, oldest due first."""
     rows = (
-        Conversion.objects.filter(query).select_related("message").order_by("next_attempt_at", "pk")
+        Conversion.objects.filter(_due_query(include_failed))
+        .select_related("message")
+        .order_by("next_attempt_at", "pk")
     )
     return list(rows[:limit] if limit is not None else rows)
+
+
+def count_due(*, limit: int | None = None, include_failed: bool = False) -> int:
+    """How many conversions a report run would take now (one COUNT, no rows loaded)."""
+    count = Conversion.objects.filter(_due_query(include_failed)).count()
+    return count if limit is None else min(count, limit)
 
 
 # --- admin and dashboard ----------------------------------------------------------------------

@@ -4,7 +4,8 @@ URLs (POST, CSRF, permission), read-only pages, constant query counts, no secret
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+import zoneinfo
+from datetime import datetime, timedelta
 
 import pytest
 from django.contrib import admin, messages
@@ -547,6 +548,25 @@ def test_change_page_is_read_only_and_lists_the_attempts(admin_client):
     assert "gave up after 8 attempts" in html
     assert "nexmo-badge--failed" in html
     assert f'href="{SM}{gave_up.message.pk}/change/"' in html
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en-us", "05/04/2026 14:03:07"),
+        ("de", "04.05.2026 14:03:07"),
+        ("fr", "04/05/2026 14:03:07"),
+    ],
+)
+def test_attempt_times_follow_the_active_language(admin_client, language, expected):
+    from django.utils import translation
+
+    conversion = failed(attempt_count=1)
+    paris = datetime(2026, 5, 4, 14, 3, 7, tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))
+    ConversionAttemptFactory(conversion=conversion, started_at=paris, http_status=503)
+    with translation.override(language):
+        html = admin_client.get(f"{CL}{conversion.pk}/change/").content.decode()
+    assert expected in html
 
 
 def test_posting_a_change_form_or_adding_is_refused(admin_client):

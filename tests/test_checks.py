@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -71,8 +72,6 @@ def test_check_is_registered_with_django() -> None:
         ({"CELERY_TASK_OPTIONS": "nexmo"}, "E010"),
         ({"DJANGO_TASKS_USING": ["default"]}, "E010"),
         ({"RATE_LIMIT": 5, "RATE_LIMIT_CACHE": "no-such-cache"}, "E011"),
-        ({"API_SECRET": None, "SIGNATURE_SECRET": None}, "E001"),
-        ({"ACCOUNTS": {"two": {}}}, "E001"),
         ({"AUTH": "bearer"}, "E012"),
         ({"AUTH": None}, "E012"),
         ({"ACCOUNTS": {"two": {"API_SECRET": "s", "AUTH": "header"}}}, "E012"),
@@ -81,6 +80,7 @@ def test_check_is_registered_with_django() -> None:
         ({"PROXIES": {"https": 3128}}, "E013"),
         ({"VERIFY": "/no/such/ca-bundle.pem"}, "E014"),
         ({"VERIFY": 1}, "E014"),
+        ({"RETRY_BACKOFF": 1.5, "MAX_ATTEMPTS": 3.5}, "E005"),
     ],
 )
 def test_each_misconfiguration_has_its_id(
@@ -91,6 +91,7 @@ def test_each_misconfiguration_has_its_id(
     (message,) = our_messages()
     assert message.level == checks.ERROR
     assert "NEXMO_CONVERSION" in message.msg
+    assert message.hint, f"{expected_id} has no hint"
 
 
 def test_a_proxy_url_in_a_problem_is_never_echoed(settings: Any) -> None:
@@ -106,12 +107,54 @@ def test_e000_not_a_dict(settings: Any) -> None:
     assert PREFIX + "E000" in our_ids()
 
 
-def test_e001_no_credentials_at_all(settings: Any) -> None:
+def deploy_messages() -> list[checks.CheckMessage]:
+    """What ``manage.py check --deploy`` says about the app (its deploy checks included)."""
+    ours = [apps.get_app_config("django_nexmo_conversion")]
+    found = checks.run_checks(app_configs=ours, include_deployment_checks=True)
+    return [m for m in found if str(m.id).startswith(PREFIX) and m.id != PREFIX + "W003"]
+
+
+def deploy_ids() -> list[str]:
+    return sorted(str(m.id) for m in deploy_messages())
+
+
+MISSING_CREDENTIALS = [
+    {"BACKEND": GOOD["BACKEND"]},  # nothing at all
+    {**GOOD, "API_SECRET": None, "SIGNATURE_SECRET": None},  # a key without its secret
+    {**GOOD, "API_SECRET": ""},  # env("NEXMO_API_SECRET", default="") in a fresh project
+    {**GOOD, "ACCOUNTS": {"two": {}}},
+]
+
+
+@pytest.mark.parametrize("configuration", MISSING_CREDENTIALS)
+def test_missing_credentials_warn_at_check_and_fail_deploy_checks(
+    settings: Any, configuration: dict[str, Any]
+) -> None:
+    replace_configuration(settings, configuration)
+    (message,) = our_messages()
+    assert (message.id, message.level) == (PREFIX + "W005", checks.WARNING)
+    assert "NEXMO_CONVERSION" in message.msg
+    assert message.hint
+    assert deploy_ids() == [PREFIX + "E001", PREFIX + "W005"]
+    (error,) = [m for m in deploy_messages() if m.level == checks.ERROR]
+    assert (error.msg, error.hint) == (message.msg, message.hint)
+
+
+def test_missing_credentials_still_stop_a_report_run(settings: Any) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_nexmo_conversion import report_pending
+
     replace_configuration(settings, {"BACKEND": GOOD["BACKEND"]})
-    messages = our_messages()
-    assert [m.id for m in messages] == [PREFIX + "E001"]
-    assert "NEXMO_CONVERSION['API_KEY']" in messages[0].msg
-    assert messages[0].hint
+    with pytest.raises(ImproperlyConfigured, match=r"NEXMO_CONVERSION\['API_KEY'\]"):
+        report_pending()
+
+
+def test_e001_no_credentials_at_all_names_the_settings(settings: Any) -> None:
+    replace_configuration(settings, {"BACKEND": GOOD["BACKEND"]})
+    (message,) = our_messages()
+    assert "NEXMO_CONVERSION['API_KEY']" in message.msg
+    assert "NEXMO_API_SECRET" in message.hint
 
 
 def test_e001_gone_with_env_credentials(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,7 +190,7 @@ def test_e007_message_names_backend(settings: Any) -> None:
     "url",
     [
         "https://api.nexmo.com",
-        "https://example.com:8443/prefix",
+        "https://example.com:8443/",
         "http://127.0.0.1:8000",
         "http://127.5.6.7",
         "http://[::1]:8000",
@@ -195,3 +238,111 @@ def test_checks_see_changes_without_the_cache() -> None:
         mp.setattr(django_settings, "NEXMO_CONVERSION", bad)
         assert conf.get_settings() is cached
         assert [m.id for m in check_settings()] == [PREFIX + "E004"]
+
+
+def test_w002_suggests_the_key_meant(settings: Any) -> None:
+    replace_configuration(settings, {**GOOD, "API_SECRT": "oops", "timeout": 3, "COLOUR": 1})
+    (message,) = our_messages()
+    assert "API_SECRT (did you mean API_SECRET?)" in message.msg
+    assert "timeout (did you mean TIMEOUT?)" in message.msg
+    assert "COLOUR, " in message.msg  # nothing close: no suggestion
+    assert "COLOUR (" not in message.msg
+
+
+@pytest.mark.parametrize("method", ["SHA256", "Sha512", "MD5HASH", "md5"])
+def test_e003_signature_method_in_any_case(settings: Any, method: str) -> None:
+    replace_configuration(settings, {**GOOD, "SIGNATURE_SECRET": "x", "SIGNATURE_METHOD": method})
+    assert our_ids() == []
+    assert conf.build_settings(settings.NEXMO_CONVERSION).default_account.signature_method == (
+        method.lower()
+    )
+
+
+def test_e003_names_the_key_it_is_in(settings: Any) -> None:
+    two = {"API_SECRET": "s", "SIGNATURE_METHOD": "sha3"}
+    replace_configuration(settings, {**GOOD, "ACCOUNTS": {"two": two}})
+    (message,) = our_messages()
+    assert message.id == PREFIX + "E003"
+    assert "NEXMO_CONVERSION['ACCOUNTS']['two']['SIGNATURE_METHOD'] is 'sha3'" in message.msg
+    replace_configuration(settings, {**GOOD, "SIGNATURE_METHOD": "sha3"})
+    (message,) = our_messages()
+    assert "NEXMO_CONVERSION['SIGNATURE_METHOD'] is 'sha3'" in message.msg
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.nexmo.com/conversions/sms",
+        "https://api.nexmo.com/v1",
+        "https://api.nexmo.com?x=1",
+        "http://127.0.0.1:8787/conversions",
+    ],
+)
+def test_w006_base_url_with_a_path(settings: Any, url: str) -> None:
+    replace_configuration(settings, {**GOOD, "BASE_URL": url})
+    (message,) = our_messages()
+    assert (message.id, message.level) == (PREFIX + "W006", checks.WARNING)
+    assert url in message.msg
+    assert message.hint.startswith("Give the scheme and host only, e.g. http")
+    assert "/conversions" not in message.hint
+
+
+@pytest.mark.parametrize(
+    ("dispatch", "modules"),
+    [("celery", ["celery"]), ("django_tasks", ["django.tasks", "django_tasks"])],
+)
+def test_e018_dispatch_engine_not_importable(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, dispatch: str, modules: list[str]
+) -> None:
+    replace_configuration(settings, {**GOOD, "DISPATCH": dispatch})
+    assert our_ids() == []  # the test venv has both engines
+    # Hide the engines from the import system as a project without them would be. Only our
+    # check runs then: Django 6's own checks import django.tasks.
+    for module in modules:
+        monkeypatch.setitem(sys.modules, module, None)
+    (message,) = check_settings()
+    assert (message.id, message.level) == (PREFIX + "E018", checks.ERROR)
+    assert "NEXMO_CONVERSION['DISPATCH']" in message.msg
+    assert modules[0] in message.msg
+    assert "pip install" in message.hint
+
+
+@pytest.mark.parametrize(
+    ("configuration", "says"),
+    [
+        ({**GOOD, "BASE_URL": "http://127.0.0.1:8787"}, "on this machine"),
+        ({**GOOD, "BASE_URL": "https://localhost"}, "on this machine"),
+        ({**GOOD, "API_KEY": "sandbox-key"}, "sandbox's credentials"),
+        ({**GOOD, "ACCOUNTS": {"x": {"API_SECRET": "sandbox-secret"}}}, "sandbox's credentials"),
+    ],
+)
+def test_w007_sandbox_left_in_a_deploy(
+    settings: Any, configuration: dict[str, Any], says: str
+) -> None:
+    replace_configuration(settings, configuration)
+    assert our_ids() == []  # fine on a developer's machine
+    (message,) = deploy_messages()
+    assert (message.id, message.level) == (PREFIX + "W007", checks.WARNING)
+    assert says in message.msg
+    assert message.hint
+
+
+def test_w006_never_shows_a_password_in_the_url(settings: Any) -> None:
+    replace_configuration(settings, {**GOOD, "BASE_URL": "https://me:pw-Zr8@proxy.test/nexmo"})
+    (message,) = our_messages()
+    assert message.id == PREFIX + "W006"
+    assert "pw-Zr8" not in message.msg + message.hint
+    assert "https://proxy.test/nexmo" in message.msg
+    assert message.hint.endswith("https://proxy.test.")
+
+
+def test_a_good_deploy_has_no_deploy_messages(settings: Any) -> None:
+    replace_configuration(settings, GOOD)
+    assert deploy_ids() == []
+
+
+def test_e000_has_a_hint(settings: Any) -> None:
+    replace_configuration(settings, ["API_KEY"])
+    (message,) = [m for m in our_messages() if m.id != PREFIX + "W005"]
+    assert (message.id, message.level) == (PREFIX + "E000", checks.ERROR)
+    assert "NEXMO_CONVERSION = {" in message.hint

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import queue
+import re
 import shutil
 import signal
 import sqlite3
@@ -385,4 +386,8 @@ def test_loop_stops_on_sigterm_after_the_request_in_flight(
         ("SUB0000", "reported", 1, ""),
         *[(f"SUB{i:04d}", "pending", 0, "") for i in range(1, SUBPROCESS_CONVERSIONS)],
     ]
-    assert stdout_path.read_text() == "reported 1, retrying 0, failed 0\n"
+    # One line, stamped with the local time and its offset (a journal's lines say when).
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d reported 1, retrying 0, failed 0\n",
+        stdout_path.read_text(),
+    )

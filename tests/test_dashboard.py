@@ -289,3 +289,17 @@ def test_dashboard_query_count_does_not_grow_with_the_data(admin_client):
         )
     assert queries() == small
     assert small <= 10
+
+
+def test_breadcrumbs_in_the_running_admins_markup(admin_client):
+    """Django 6.1 writes its breadcrumbs as a list, and styles only that (ol.breadcrumbs)."""
+    import django
+
+    html = admin_client.get(DASHBOARD).content.decode()
+    if django.VERSION >= (6, 1):
+        assert '<ol class="breadcrumbs">' in html
+        assert '<li aria-current="page">Dashboard</li>' in html
+        assert '<div class="breadcrumbs">' not in html
+    else:
+        assert '<div class="breadcrumbs">' in html
+        assert '<ol class="breadcrumbs">' not in html

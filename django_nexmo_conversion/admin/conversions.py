@@ -82,8 +82,12 @@ class ConversionAttemptInline(ReadOnlyAdminMixin, AttemptInlineBase):
 
     @admin.display(description=_("started at"))
     def started(self, attempt: ConversionAttempt) -> str:
-        # To the second: attempts minutes apart are the point of this table.
-        return formats.date_format(timezone.localtime(attempt.started_at), "j M Y, H:i:s")
+        # The date as the active language writes it (SHORT_DATE_FORMAT), the time to the
+        # second in 24 h: attempts seconds apart are the point of this table, and the locale
+        # time formats stop at the minute.
+        started = timezone.localtime(attempt.started_at)
+        day = formats.date_format(started, "SHORT_DATE_FORMAT")
+        return f"{day} {formats.time_format(started, 'H:i:s')}"
 
     @admin.display(description=_("duration"))
     def duration_ms(self, attempt: ConversionAttempt) -> str:

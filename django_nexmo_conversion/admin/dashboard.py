@@ -3,12 +3,14 @@ and its "Dashboard" entry on the admin index."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.loader import get_template
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -30,6 +32,20 @@ else:
 CHART_DAYS = 30
 #: Failure reasons listed on the dashboard.
 TOP_FAILURES = 5
+
+
+@lru_cache(maxsize=1)
+def breadcrumbs_are_a_list() -> bool:
+    """Whether the running admin writes its breadcrumbs as ``<ol class="breadcrumbs">`` with
+    an ``<li>`` per step (Django >= 6.1) rather than ``<div class="breadcrumbs">``.
+
+    Read from the admin's own ``admin/base.html`` (the project's override, if any), not from
+    Django's version: its CSS styles only the element it writes, so a dashboard trail in the
+    other markup shows unstyled.
+    """
+    template = get_template("admin/base.html")
+    source = getattr(getattr(template, "template", None), "source", "")
+    return '<ol class="breadcrumbs">' in source
 
 
 def render_dashboard(request: HttpRequest, model_admin: ReportPermissionMixin) -> HttpResponse:
@@ -91,6 +107,7 @@ def render_dashboard(request: HttpRequest, model_admin: ReportPermissionMixin) -
         "failures": failures,
         "time_zone": timezone.get_current_timezone_name(),
         "can_report": model_admin.has_report_permission(request),
+        "breadcrumbs_list": breadcrumbs_are_a_list(),
     }
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(request, "admin/django_nexmo_conversion/dashboard.html", context)

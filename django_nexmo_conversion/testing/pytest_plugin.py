@@ -1,8 +1,8 @@
-"""pytest fixtures for projects that use django-nexmo-conversion (needs pytest-django).
+"""pytest fixtures for projects that use django-nexmo-conversion (needs pytest-django:
+``pip install 'django-nexmo-conversion[testing]'``).
 
-Enable in your ``conftest.py``::
-
-    pytest_plugins = ["django_nexmo_conversion.testing.pytest_plugin"]
+pytest loads this plugin by itself wherever the package is installed (a ``pytest11`` entry
+point); a ``conftest.py`` that still lists it in ``pytest_plugins`` does no harm.
 
 - ``nexmo_outbox``: switches to the locmem backend and yields its (emptied) outbox. Reading
   the outbox first reports whatever your code marked, in the test's own transaction, so a

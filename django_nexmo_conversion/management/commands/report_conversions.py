@@ -1,23 +1,34 @@
-"""``manage.py report_conversions``: report what is due, once or in a loop."""
+"""``manage.py report_conversions``: report what is due, once or in a loop.
+
+Output follows ``-v``: 0 prints nothing but errors; 1 (the default) one summary line per run,
+and on a terminal a progress line (done/total, rate, ETA) while it works; 2 adds a line per
+conversion (the app's INFO log, on stdout); 3 the app's DEBUG log too.
+"""
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
+from django.utils import timezone
 
 from ...client import halt_fix
 from ...marking import retry_now
 from ...models import Conversion, Status
-from ...queries import due_conversions
+from ...queries import count_due, due_conversions
 from ...reporting.engine import ReportResult, report_due
 
 #: The first wait of --loop once a poll finds nothing; it doubles up to --interval.
 MIN_POLL_WAIT = 0.05
+#: The logger the app writes a line per conversion to (reporting.outcomes).
+APP_LOGGER = "django_nexmo_conversion"
 
 
 class Command(BaseCommand):
@@ -46,6 +57,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="List what is due; send nothing, change nothing."
         )
+        parser.add_argument(
+            "--count",
+            action="store_true",
+            help="With --dry-run, print only how many conversions are due (one number).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         limit, concurrency = options["limit"], options["concurrency"]
@@ -55,48 +71,88 @@ class Command(BaseCommand):
             raise CommandError("--concurrency must be >= 1.")
         if options["interval"] <= 0:
             raise CommandError("--interval must be > 0.")
+        if options["count"] and not options["dry_run"]:
+            raise CommandError("--count goes with --dry-run (it counts, it does not report).")
+        self.verbosity: int = options["verbosity"]
 
         if options["dry_run"]:
-            self._dry_run(limit, options["retry_failed"])
+            self._dry_run(limit, options["retry_failed"], options["count"])
             return
         if options["retry_failed"]:
             count = retry_now(Conversion.objects.filter(status=Status.FAILED))
-            self.stdout.write(f"{count} failed conversion(s) made pending again.")
-        if options["loop"]:
-            self._loop(limit, concurrency, options["interval"])
-            return
-        result = self._run_once(limit, concurrency)
-        self._finish(result)
+            self._say(f"{count} failed conversion(s) made pending again.", self.style.NOTICE)
+        with self._app_log_on_stdout():
+            if options["loop"]:
+                self._loop(limit, concurrency, options["interval"])
+                return
+            result = self._run_once(limit, concurrency)
+            self._finish(result)
 
-    def _dry_run(self, limit: int | None, retry_failed: bool) -> None:
+    def _say(self, text: str, style: Callable[[str], str] | None = None, *, level: int = 1) -> None:
+        if self.verbosity >= level:
+            self.stdout.write(text, style_func=style)
+
+    def _styled(self, result: ReportResult) -> Callable[[str], str]:
+        if result.halted or result.failed:
+            return self.style.ERROR
+        return self.style.WARNING if result.retrying else self.style.SUCCESS
+
+    def _dry_run(self, limit: int | None, retry_failed: bool, count_only: bool) -> None:
+        if count_only:
+            # The output is the answer, not chatter: printed at every verbosity, bare, so a
+            # script can read it (`due=$(manage.py report_conversions --dry-run --count)`).
+            self.stdout.write(str(count_due(limit=limit, include_failed=retry_failed)))
+            return
         rows = due_conversions(limit=limit, include_failed=retry_failed)
         for conversion in rows:
-            self.stdout.write(
+            self._say(
                 f"would report {conversion.message.channel} {conversion.message.message_id} "
                 f"delivered={'true' if conversion.delivered else 'false'} "
                 f"(attempts so far: {conversion.attempt_count})"
             )
-        self.stdout.write(f"{len(rows)} conversion(s) due; nothing sent (--dry-run).")
+        self._say(f"{len(rows)} conversion(s) due; nothing sent (--dry-run).", self.style.NOTICE)
+
+    @contextmanager
+    def _app_log_on_stdout(self) -> Iterator[None]:
+        """At -v 2 and 3, the app's log (a line per conversion) goes to stdout for the run."""
+        if self.verbosity < 2:
+            yield
+            return
+        logger = logging.getLogger(APP_LOGGER)
+        handler = logging.StreamHandler(self.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        saved = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if self.verbosity >= 3 else logging.INFO)
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(saved)
 
     def _run_once(
         self, limit: int | None, concurrency: int | None, stop: threading.Event | None = None
     ) -> ReportResult:
-        # On a terminal, a progress line moves as the answers are written.
-        progress = _Progress(self.stdout) if self.stdout.isatty() else None
-        result = report_due(
-            limit=limit,
-            concurrency=concurrency,
-            should_stop=stop.is_set if stop else None,
-            progress=progress.show if progress else None,
-        )
+        # A progress line only where someone watches it, and not under the per-conversion
+        # lines of -v 2, which it would tear.
+        progress = None
+        if self.verbosity == 1 and self.stdout.isatty():
+            progress = Progress(self.stdout, count_due(limit=limit))
+        with _quiet_app_log(progress is not None):
+            result = report_due(
+                limit=limit,
+                concurrency=concurrency,
+                should_stop=stop.is_set if stop else None,
+                progress=progress.show if progress else None,
+            )
         if progress is not None:
             progress.done()
         if result.non_conversions:
-            self.stdout.write(f"{result.non_conversions} non-conversion(s) marked delivered=false.")
+            self._say(f"{result.non_conversions} non-conversion(s) marked delivered=false.")
         return result
 
     def _finish(self, result: ReportResult) -> None:
-        self.stdout.write(result.summary())
+        self._say(result.summary(), self._styled(result))
         if result.halted:
             # Nexmo's own 401 text says the credentials are wrong, not which setting to fix.
             fix = halt_fix(result.status_code)
@@ -114,7 +170,7 @@ class Command(BaseCommand):
         stop = threading.Event()
 
         def on_signal(signum: int, frame: Any) -> None:
-            self.stderr.write("Stopping after the requests in flight…")
+            self.stderr.write(f"{stamp()} Stopping after the requests in flight…")
             stop.set()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -128,13 +184,16 @@ class Command(BaseCommand):
             except Exception as exc:  # the database or the API went away: log, back off, carry on
                 failures += 1
                 close_old_connections()
-                self.stderr.write(f"Report run failed ({type(exc).__name__}: {exc}); retrying.")
+                self.stderr.write(
+                    f"{stamp()} Report run failed ({type(exc).__name__}: {exc}); retrying."
+                )
                 stop.wait(min(interval * 2**failures, 60))
                 continue
             if result.attempted:
-                self.stdout.write(result.summary())
+                # A long-running loop's lines end up in a journal: each says when.
+                self._say(f"{stamp()} {result.summary()}", self._styled(result))
             if result.halted:
-                self.stderr.write(result.error)
+                self.stderr.write(f"{stamp()} {result.error}")
             if result.halted_run:
                 # An endpoint error needs a human; poll slowly rather than hammer Nexmo. A
                 # halted account alone does not slow the others down: each run sends it one
@@ -151,15 +210,59 @@ class Command(BaseCommand):
             stop.wait(idle_wait)
 
 
-class _Progress:
-    def __init__(self, stream: Any) -> None:
+def stamp() -> str:
+    """The local time, to the second, with its UTC offset: ``2026-05-04T12:00:00+02:00``."""
+    return timezone.localtime().isoformat(timespec="seconds")
+
+
+@contextmanager
+def _quiet_app_log(quiet: bool) -> Iterator[None]:
+    """While a progress line is drawn, the app's INFO lines (one per conversion) would tear
+    it wherever the project logs INFO to the console; warnings and errors still pass."""
+    logger = logging.getLogger(APP_LOGGER)
+    saved = logger.level
+    if quiet and logger.getEffectiveLevel() < logging.WARNING:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
+
+
+class Progress:
+    """One line, redrawn after each group of answers: done/total, rate and time left."""
+
+    def __init__(self, stream: Any, total: int) -> None:
         self.stream = stream
+        self.total = total
         self.started = time.monotonic()
 
+    def line(self, result: ReportResult, elapsed: float) -> str:
+        done = result.attempted
+        # Rows marked during the run can make it take more than counted at the start.
+        total = max(self.total, done)
+        rate = done / max(elapsed, 1e-6)
+        eta = f"ETA {format_seconds((total - done) / rate)}" if rate > 0 else "ETA ?"
+        return f"{done}/{total} · {result.summary()} · {rate:.0f}/s · {eta}"
+
     def show(self, result: ReportResult) -> None:
-        rate = result.attempted / max(time.monotonic() - self.started, 1e-6)
-        self.stream.write(f"\r{result.summary()}  ({rate:.0f}/s)", ending="")
+        # \r and clear-to-end-of-line: the new line may be shorter than the last one.
+        self.stream.write(
+            f"\r{self.line(result, time.monotonic() - self.started)}\x1b[K", ending=""
+        )
         self.stream.flush()
 
     def done(self) -> None:
-        self.stream.write("")
+        # Erase the progress line: the summary that follows says the same, for good.
+        self.stream.write("\r\x1b[K", ending="")
+        self.stream.flush()
+
+
+def format_seconds(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``1h02m``."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
