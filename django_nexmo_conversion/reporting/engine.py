@@ -4,16 +4,24 @@ Top to bottom: :func:`report_pending` claims batches of due rows (``claims``), t
 sends them from a bounded thread pool (threads do HTTP only, never SQL), and the answers are
 written from the calling thread as they arrive (``outcomes``). :func:`report_due` is the
 periodic job (the command, the queue tasks and the dispatchers' sweeps all run it).
+
+What may be sent twice: a claimed row goes back to pending only if its request never started;
+one that was sent keeps its lease until its answer is written, so no other worker sends it
+meanwhile. An answer that cannot be written (the database connection lost for longer than the
+write retries) leaves that row to be sent again once its lease ends; no other row.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from ..backends import BaseBackend, get_backend
@@ -25,9 +33,14 @@ from ..ratelimit import RateLimiter
 from ..validation import clean_count
 from ..wire import Answer, Report
 from .claims import batch_size, claim, lease_rounds, release
-from .outcomes import halts, write_answers
+from .outcomes import halts, storable, write_answers
 
 logger = logging.getLogger("django_nexmo_conversion")
+
+#: Pauses between tries to write answers after the database connection was lost. An answer
+#: not written means that conversion is sent again once its lease ends, so a few seconds of
+#: retries (the only waits a stop request does not cut short) are worth it.
+WRITE_RETRY_PAUSES = (0.2, 1.0, 2.0)
 
 #: The batches of one run: (claim token, rows).
 Batches = Iterator[tuple[str, list[Conversion]]]
@@ -94,42 +107,98 @@ class _Run:
     """One report run's sending side: the backend, the shared rate limit, and the tally."""
 
     def __init__(
-        self, conf: ConversionSettings, progress: Callable[[ReportResult], None] | None
+        self,
+        conf: ConversionSettings,
+        progress: Callable[[ReportResult], None] | None,
+        should_stop: Callable[[], bool],
     ) -> None:
         self.conf = conf
         self.result = ReportResult()
         self.progress = progress
+        self.should_stop = should_stop
         #: The pool refused work (the interpreter is exiting): the rest goes one by one.
         self.pool_closed = False
         self.limiter = (
-            RateLimiter(conf.rate_limit, cache_alias=conf.rate_limit_cache)
+            RateLimiter(
+                conf.rate_limit,
+                cache_alias=conf.rate_limit_cache,
+                max_wait=conf.retry_backoff_max,
+            )
             if conf.rate_limit
             else None
         )
         self._backend: BaseBackend | None = None
+        # Which claimed rows went on the wire, and which were given back: a row is released
+        # only if it never went out, and never goes out once released (one lock for both).
+        self._lock = threading.Lock()
+        self._on_wire: set[int] = set()
+        self._released: set[int] = set()
 
-    def send(self, row: Conversion) -> Answer:
-        """One POST (in a worker thread: no SQL here)."""
+    def send(self, row: Conversion) -> Answer | None:
+        """One POST (in a worker thread: no SQL here); None when stopped before sending."""
         if self._backend is None:
             self._backend = get_backend()
-        if self.limiter is not None:
-            self.limiter.wait()
-        answer = self._backend.send(report_of(row), self.conf.account_for(row.message.api_key))
+        if self.limiter is not None and not self.limiter.wait(self.should_stop):
+            return None
+        with self._lock:
+            if self.should_stop() or row.pk in self._released:
+                return None
+            self._on_wire.add(row.pk)
+        try:
+            answer = self._backend.send(report_of(row), self.conf.account_for(row.message.api_key))
+        except BaseException:
+            # Raised instead of answering (no credentials for the key, a CA file missing):
+            # nothing reached Nexmo, so the row may be given back.
+            with self._lock:
+                self._on_wire.discard(row.pk)
+            raise
         if self.limiter is not None and answer.status_code == 429:
-            self.limiter.penalize(answer.retry_after if answer.retry_after is not None else 1.0)
+            wait = answer.retry_after if answer.retry_after is not None else 1.0
+            self.limiter.penalize(min(wait, self.conf.retry_backoff_max))
         return answer
+
+    def release_unsent(self, token: str, pks: set[int]) -> None:
+        """Give back the claimed rows ``pks`` that never went on the wire. One sent but not
+        recorded keeps its lease: no other worker sends it while its answer may still come."""
+        with self._lock:
+            unsent = pks - self._on_wire
+            self._released |= unsent
+        if not unsent:
+            return
+        try:
+            release(token, unsent)
+        except (DatabaseError, InterfaceError):
+            # The database went away: they return when their lease ends, never sent twice.
+            logger.warning("Could not release %d unsent conversion(s).", len(unsent))
+
+    def _write(self, token: str, answered: list[tuple[Conversion, Answer]]) -> list[str]:
+        """``write_answers``, tried again on a fresh connection when the connection is lost."""
+        for pause in (*WRITE_RETRY_PAUSES, None):
+            try:
+                return write_answers(answered, token, self.conf)
+            except (OperationalError, InterfaceError):
+                # Inside the caller's transaction a new connection would lose it: give up.
+                if pause is None or connection.in_atomic_block:
+                    raise
+                logger.warning(
+                    "Database connection lost writing %d answer(s); reconnecting.", len(answered)
+                )
+                with contextlib.suppress(DatabaseError, InterfaceError):
+                    connection.close()
+                time.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def record(self, token: str, answered: list[tuple[Conversion, Answer]]) -> bool:
         """Write answers (in one transaction) and count them; False when the run must halt."""
         result = self.result
         go_on = True
-        statuses = write_answers(answered, token, self.conf)
+        statuses = self._write(token, answered)
         for (_row, answer), status in zip(answered, statuses, strict=True):
             if halts(answer):
                 if not result.halted:
-                    logger.error("Reporting halted: %s", answer.error)
+                    logger.error("Reporting halted: %s", storable(answer.error))
                 result.halted, result.status_code = True, answer.status_code
-                result.error = answer.error
+                result.error = storable(answer.error)
                 go_on = False
             elif status == Status.REPORTED:
                 result.reported += 1
@@ -144,20 +213,24 @@ class _Run:
 
 def _send_one_by_one(batches: Batches, run: _Run, should_stop: Callable[[], bool]) -> None:
     for token, rows in batches:
-        unsent = {row.pk for row in rows}
+        unwritten = {row.pk for row in rows}
         try:
             for row in rows:
                 if should_stop():
                     break
                 answer = run.send(row)
-                unsent.discard(row.pk)
-                if not run.record(token, [(row, answer)]):
+                if answer is None:
+                    break
+                go_on = run.record(token, [(row, answer)])
+                unwritten.discard(row.pk)
+                if not go_on:
                     break
         finally:
             # Also on an unexpected error (no credentials for a key, a backend that raised,
-            # the database): claimed rows must not sit as "sending" until their lease ends.
-            if unsent:
-                release(token, unsent)
+            # the database): claimed rows never sent must not sit as "sending" until their
+            # lease ends.
+            if unwritten:
+                run.release_unsent(token, unwritten)
         if run.result.halted:
             return
 
@@ -176,16 +249,26 @@ def _send_concurrently(
     this one has started, so the pool never sits idle waiting for a claim.
     """
     pool = _executor(concurrency)
-    owner: dict[Future[Answer], tuple[str, Conversion]] = {}
-    running: set[Future[Answer]] = set()
-    unsent: dict[str, set[int]] = {}  # claim token -> rows not sent (released at the end)
+    owner: dict[Future[Answer | None], tuple[str, Conversion]] = {}
+    running: set[Future[Answer | None]] = set()
+    # Claim token -> rows whose answer is not written yet; at the end, those of them never
+    # sent are released (``_Run.release_unsent``).
+    unwritten: dict[str, set[int]] = {}
 
     def queue_next() -> bool:
-        batch = next(batches, None)
+        try:
+            batch = next(batches, None)
+        except (OperationalError, InterfaceError):
+            if not running:
+                raise
+            # The connection went while requests are in flight: claim no more, and write
+            # their answers (``_Run.record`` reconnects) rather than lose them.
+            logger.warning("Database connection lost claiming the next batch.")
+            return False
         if batch is None:
             return False
         token, rows = batch
-        unsent[token] = {row.pk for row in rows}
+        unwritten[token] = {row.pk for row in rows}
         for row in rows:
             try:
                 future = pool.submit(run.send, row)
@@ -199,6 +282,8 @@ def _send_concurrently(
         return True
 
     stopping = False
+    #: A send that raised (a backend error): raised once every answer in flight is written.
+    failure: Exception | None = None
     try:
         more = queue_next()
         while running:
@@ -209,7 +294,18 @@ def _send_concurrently(
                 if future.cancelled():
                     continue
                 token, row = owner.pop(future)
-                answer = future.result()
+                try:
+                    answer = future.result()
+                except Exception as exc:
+                    # Not sent (``_Run.send``): released below. The answers of the others
+                    # still come in and are written, or they would be sent again.
+                    failure = failure or exc
+                    answer = None
+                if answer is None:  # stopped or failed before it went out: released below
+                    stopping = True
+                    for other in running:
+                        other.cancel()
+                    continue
                 if halts(answer) or should_stop():
                     # Halted or asked to stop: cancel before writing the outcome, so the pool
                     # does not start more sends meanwhile; what has not started is released.
@@ -220,23 +316,23 @@ def _send_concurrently(
             # Every answer that came in while the last ones were written goes in one
             # transaction: under load the groups grow and the commits thin out.
             for token, rows_answered in answered.items():
-                unsent[token].difference_update(row.pk for row, _answer in rows_answered)
                 run.record(token, rows_answered)
+                unwritten[token].difference_update(row.pk for row, _answer in rows_answered)
             stopping = stopping or run.result.halted
             if more and not stopping and len(running) <= (concurrency if queue_ahead else 0):
                 more = queue_next()
+        if failure is not None:
+            raise failure
     except BaseException:
         # Stop the queued sends; one already on the wire keeps its lease, so no other worker
         # sends it while this request may still succeed.
         for future in running:
-            if not future.cancel() and not future.done():
-                token, row = owner[future]
-                unsent[token].discard(row.pk)
+            future.cancel()
         raise
     finally:
-        for token, pks in unsent.items():
+        for token, pks in unwritten.items():
             if pks:
-                release(token, pks)
+                run.release_unsent(token, pks)
 
 
 def _pending_batches(
@@ -293,7 +389,7 @@ def report_pending(
         conf.concurrency if concurrency is None else concurrency, name="concurrency", minimum=1
     )
     should_stop = should_stop or (lambda: False)
-    run = _Run(conf, progress)
+    run = _Run(conf, progress, should_stop)
     # Claiming a batch while the previous one still sends needs room for one more round
     # within the lease.
     queue_ahead = concurrency > 1 and lease_rounds(conf) >= 2
@@ -322,9 +418,15 @@ def report_pending(
     return run.result
 
 
-def report_conversions(pks: Sequence[int]) -> ReportResult:
+def report_conversions(
+    pks: Sequence[int], *, should_stop: Callable[[], bool] | None = None
+) -> ReportResult:
     """Report these conversions now if they are due (what the dispatchers call)."""
-    return report_pending(pks=list(pks), concurrency=min(len(pks), get_settings().concurrency) or 1)
+    return report_pending(
+        pks=list(pks),
+        concurrency=min(len(pks), get_settings().concurrency) or 1,
+        should_stop=should_stop,
+    )
 
 
 def report_due(
