@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
+import re
 import threading
 import time
 from datetime import datetime, timezone
@@ -18,29 +20,41 @@ import requests
 
 from .__about__ import __version__
 from .choices import Outcome
+from .deadline import Deadline, DeadlineAdapter
 from .wire import Account, Answer, Report, build_params, endpoint
 
 USER_AGENT = f"django-nexmo-conversion/{__version__} python-requests/{requests.__version__}"
 #: How much of an error answer we keep: enough to read the cause, never a whole HTML page.
 ERROR_TEXT_LIMIT = 300
+#: How much of an answer's body is read at most (the rest is never downloaded).
+BODY_LIMIT = 64 * 1024
+#: The longest ``Retry-After`` taken as said; the outcome and the rate limiter then bound it
+#: by ``RETRY_BACKOFF_MAX``.
+RETRY_AFTER_CEILING = 366 * 86400.0
+_DELTA_SECONDS = re.compile(r"[0-9]{1,20}(\.[0-9]{1,9})?")
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
+def parse_retry_after(value: object) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date): a finite number
+    from 0 to ``RETRY_AFTER_CEILING``, or None when the value means nothing. Never raises:
+    the header comes from the other side (``1e400``, ``nan``, year 9999, garbage)."""
+    if not isinstance(value, str) or not value.strip():
         return None
-    value = value.strip()
+    text = value.strip()
+    if _DELTA_SECONDS.fullmatch(text):
+        # Digits only (RFC 9110; a fraction tolerated): float() alone would take "inf",
+        # "nan", "1e400" and "1_0".
+        return min(float(text), RETRY_AFTER_CEILING)
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(text)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), RETRY_AFTER_CEILING)
 
 
 def describe_error(status_code: int, body: str) -> str:
@@ -98,6 +112,24 @@ def _redact(text: str, account: Account) -> str:
     return text
 
 
+def _read_text(response: requests.Response) -> str:
+    """The answer's body, at most ``BODY_LIMIT`` bytes of it. Cut off midway (the deadline,
+    a dropped connection), what came is kept: the status line already said what happened, and
+    a 200 must stay a 200 (taking it for a failure would send the conversion twice)."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(8192):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= BODY_LIMIT:
+                response.close()  # the rest is never downloaded (nor the connection reused)
+                break
+    except requests.RequestException:
+        pass
+    return b"".join(chunks)[:BODY_LIMIT].decode(response.encoding or "utf-8", "replace")
+
+
 class Client:
     """Posts reports. One ``requests.Session`` per thread keeps connections alive."""
 
@@ -119,6 +151,9 @@ class Client:
             # Proxies or auth from the environment (.netrc) must not redirect our credentials.
             session.trust_env = False
             session.verify = self.verify
+            # TIMEOUT is the whole request's deadline, not each read's (see ``deadline``).
+            for prefix in ("https://", "http://"):
+                session.mount(prefix, DeadlineAdapter())
             self._local.session = session
         return session
 
@@ -126,20 +161,30 @@ class Client:
         params = build_params(report, account)
         started = datetime.now(timezone.utc)
         clock = time.perf_counter()
+        deadline = Deadline(self.timeout)
         try:
-            response = self._session().post(
-                endpoint(self.base_url, report.channel),
-                data=params,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-            body = _redact(response.text[:2000], account)
+            with deadline:
+                response = self._session().post(
+                    endpoint(self.base_url, report.channel),
+                    data=params,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    stream=True,
+                )
+                # Cut before the head was read, a status line may parse from its first
+                # bytes: only a head read in time says what Nexmo answered.
+                head_in_time = not deadline.expired
+                body = _redact(_read_text(response)[:2000], account)
+            if not head_in_time:
+                raise requests.Timeout
             answer = classify(response.status_code, body, response.headers)
-        except requests.Timeout:
-            answer = Answer(Outcome.TRANSIENT, None, f"timed out after {self.timeout:g} s")
         except requests.RequestException as exc:
-            # The exception text can echo the URL but never the body, where credentials are.
-            answer = Answer(Outcome.TRANSIENT, None, f"connection error: {type(exc).__name__}")
+            if deadline.expired or isinstance(exc, requests.Timeout):
+                answer = Answer(Outcome.TRANSIENT, None, f"timed out after {self.timeout:g} s")
+            else:
+                # The exception text can echo the URL but never the body, where credentials
+                # are.
+                answer = Answer(Outcome.TRANSIENT, None, f"connection error: {type(exc).__name__}")
         return Answer(
             answer.outcome,
             answer.status_code,

@@ -1,0 +1,137 @@
+"""A total deadline for one HTTP request.
+
+``requests``' ``timeout`` bounds each socket operation, not the request: a server that
+trickles its answer a byte at a time keeps a request alive for as long as it likes, far past
+``TIMEOUT`` and past the claim's lease (after which another worker may send the same
+conversion). So a timer shuts the request's socket down once the deadline passes; the
+blocked read then fails at once and the request ends with a ``requests`` error.
+
+The sockets are found by wrapping the connection class of each urllib3 pool the session
+uses (:class:`DeadlineAdapter`): a new connection registers its socket as soon as it is
+connected (the TLS handshake and a proxy tunnel included), a kept-alive one when a request
+starts on it. Nothing here touches Django.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from types import TracebackType
+from typing import Any, cast
+
+from requests import PreparedRequest
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool
+
+_current = threading.local()
+
+
+class Deadline:
+    """``with Deadline(seconds):`` around one request made from this thread."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        #: True once the deadline passed while the request still ran.
+        self.expired = False
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._finished = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Deadline:
+        _current.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        with self._lock:
+            self._finished = True
+            self._sockets.clear()
+        self._timer.cancel()
+        _current.deadline = None
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            if self.expired:
+                _shut(sock)
+            else:
+                self._sockets.append(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    # shutdown, not close: a read blocked in another thread returns at once, and the socket's
+    # owner still closes it (closing under a blocked reader is undefined).
+    with contextlib.suppress(OSError):  # not connected yet, or already closed: nothing to cut
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watch(sock: socket.socket | None) -> None:
+    deadline: Deadline | None = getattr(_current, "deadline", None)
+    if deadline is not None and sock is not None:
+        deadline.watch(sock)
+
+
+class _Watched:
+    """Mixed into a urllib3 connection class: its sockets are under the current deadline."""
+
+    sock: socket.socket | None
+
+    def _new_conn(self) -> socket.socket:
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        _watch(sock)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        # A kept-alive connection (or an HTTPS one, connected and wrapped before the request).
+        _watch(self.sock)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+_watched_classes: dict[type, type] = {}
+_classes_lock = threading.Lock()
+
+
+def _watched(cls: type) -> type:
+    with _classes_lock:
+        watched = _watched_classes.get(cls)
+        if watched is None:
+            watched = _watched_classes[cls] = type(f"Watched{cls.__name__}", (_Watched, cls), {})
+        return watched
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """An ``HTTPAdapter`` whose connections (direct or through a proxy) obey a
+    :class:`Deadline` entered in the thread that sends."""
+
+    def get_connection_with_tls_context(
+        self,
+        request: PreparedRequest,
+        verify: bool | str | None,
+        proxies: Any = None,
+        cert: Any = None,
+    ) -> HTTPConnectionPool:
+        pool = cast(
+            HTTPConnectionPool,
+            super().get_connection_with_tls_context(request, verify, proxies, cert),
+        )
+        if not issubclass(pool.ConnectionCls, _Watched):
+            # Per pool, before it makes its first connection (pools are made on demand).
+            pool.ConnectionCls = _watched(pool.ConnectionCls)
+        return pool
