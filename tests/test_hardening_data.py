@@ -89,6 +89,30 @@ def test_an_error_body_with_a_nul_spoils_neither_its_row_nor_the_batch() -> None
     assert not Conversion.objects.filter(status=Status.SENDING).exists()
 
 
+@pytest.mark.django_db
+def test_an_answer_the_database_refuses_is_stored_without_it_and_spoils_no_other() -> None:
+    """A status code beyond the column's range (an odd backend): PostgreSQL and MariaDB refuse
+    it, which used to fail the whole group's write."""
+    kept, odd = mark_many(2, prefix="ODD")
+    token, claimed = claim(10)
+    by_pk = {row.pk: row for row in claimed}
+    answered = [
+        (by_pk[kept.pk], Answer(Outcome.REPORTED, 200)),
+        (by_pk[odd.pk], Answer(Outcome.REJECTED, 70000, "HTTP 70000")),
+    ]
+
+    assert write_answers(answered, token, get_settings()) == [Status.REPORTED, Status.FAILED]
+
+    assert statuses() == {Status.REPORTED: 1, Status.FAILED: 1}
+    assert ConversionAttempt.objects.count() == 2
+    row = Conversion.objects.get(pk=odd.pk)
+    if connection.vendor != "sqlite":  # SQLite stores any integer
+        assert (row.last_status_code, row.last_error) == (
+            None,
+            "(the answer could not be stored as it came: DataError)",
+        )
+
+
 # --- a send that raises, a row deleted while in flight -----------------------------------------
 
 
@@ -132,10 +156,17 @@ def test_a_send_that_raises_leaves_the_answers_of_the_others_written(scripted: A
     with pytest.raises(RuntimeError, match="backend broke"):
         report_pending(concurrency=4)
 
-    assert statuses() == {Status.REPORTED: 3, Status.PENDING: 1}  # nothing left 'sending'
-    assert Conversion.objects.get(message__message_id="RAISE0001").attempt_count == 0
+    # Every row sent is recorded; the rest (the failed one, any the pool had not started)
+    # is pending again, due at once and nothing spent. Nothing is left 'sending'.
+    sent = set(sent_per_message())
+    assert sent
+    reported = Conversion.objects.filter(status=Status.REPORTED)
+    assert set(reported.values_list("message__message_id", flat=True)) == sent
+    assert not Conversion.objects.filter(status=Status.SENDING).exists()
+    failed = Conversion.objects.get(message__message_id="RAISE0001")
+    assert (failed.status, failed.attempt_count) == (Status.PENDING, 0)
     scripted.raise_for = ""
-    assert report_pending(concurrency=4).reported == 1  # the released one, due at once
+    assert report_pending(concurrency=4).reported == 4 - len(sent)
     assert set(sent_per_message().values()) == {1}
     assert len(sent_per_message()) == 4
 

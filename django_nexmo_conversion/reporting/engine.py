@@ -128,11 +128,12 @@ class _Run:
             else None
         )
         self._backend: BaseBackend | None = None
-        # Which claimed rows went on the wire, and which were given back: a row is released
-        # only if it never went out, and never goes out once released (one lock for both).
+        # Which claimed rows went on the wire, and which were given back, by (claim token,
+        # pk): a row is released only if it never went out, and never goes out once released
+        # under that claim (one lock for both). The same run may claim it again later.
         self._lock = threading.Lock()
-        self._on_wire: set[int] = set()
-        self._released: set[int] = set()
+        self._on_wire: set[tuple[str, int]] = set()
+        self._released: set[tuple[str, int]] = set()
 
     def send(self, row: Conversion) -> Answer | None:
         """One POST (in a worker thread: no SQL here); None when stopped before sending."""
@@ -140,17 +141,18 @@ class _Run:
             self._backend = get_backend()
         if self.limiter is not None and not self.limiter.wait(self.should_stop):
             return None
+        claimed = (row.claim_token, row.pk)
         with self._lock:
-            if self.should_stop() or row.pk in self._released:
+            if self.should_stop() or claimed in self._released:
                 return None
-            self._on_wire.add(row.pk)
+            self._on_wire.add(claimed)
         try:
             answer = self._backend.send(report_of(row), self.conf.account_for(row.message.api_key))
         except BaseException:
             # Raised instead of answering (no credentials for the key, a CA file missing):
             # nothing reached Nexmo, so the row may be given back.
             with self._lock:
-                self._on_wire.discard(row.pk)
+                self._on_wire.discard(claimed)
             raise
         if self.limiter is not None and answer.status_code == 429:
             wait = answer.retry_after if answer.retry_after is not None else 1.0
@@ -161,8 +163,8 @@ class _Run:
         """Give back the claimed rows ``pks`` that never went on the wire. One sent but not
         recorded keeps its lease: no other worker sends it while its answer may still come."""
         with self._lock:
-            unsent = pks - self._on_wire
-            self._released |= unsent
+            unsent = {pk for pk in pks if (token, pk) not in self._on_wire}
+            self._released |= {(token, pk) for pk in unsent}
         if not unsent:
             return
         try:

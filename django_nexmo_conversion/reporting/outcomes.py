@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, connection, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -128,14 +128,10 @@ def upgraded(verdict: Verdict, now: datetime) -> Verdict:
     return Verdict(Status.PENDING, changes)
 
 
-def connection_lost(exc: BaseException) -> bool:
-    """Whether ``exc`` means the database connection is gone, rather than one row's fault."""
-    if isinstance(exc, InterfaceError) or connection.connection is None:
-        return True
-    try:
-        return not connection.is_usable()
-    except Exception:
-        return True
+#: What the database says when it refuses one row's values: that row's fault, not the
+#: batch's. Anything else (a lost connection, a lock timeout) is raised to the run, which
+#: reconnects and writes the whole batch again.
+ROW_FAULTS = (DataError, IntegrityError)
 
 
 class _Unwritten(Exception):
@@ -169,6 +165,10 @@ def _write_one(
     mine = Conversion.objects.filter(pk=conversion.pk, claim_token=token)
     with transaction.atomic():
         if not mine.filter(delivered=conversion.delivered).update(**verdict.changes):
+            if _already_written(conversion, answer):
+                # Our own earlier write committed though its connection died before saying
+                # so (the run writes again after reconnecting): done, nothing twice.
+                return verdict if conversion.delivered else _as_stored(conversion, verdict, now)
             if conversion.delivered or not mine.exists():
                 # Taken over by another worker: the attempt happened, so it is recorded. A
                 # row deleted meanwhile (from the admin) is skipped, attempt and all.
@@ -187,6 +187,19 @@ def _write_one(
     return verdict
 
 
+def _already_written(conversion: Conversion, answer: Answer) -> bool:
+    """Whether this very attempt is recorded (its start is unique to the microsecond)."""
+    return ConversionAttempt.objects.filter(
+        conversion_id=conversion.pk, started_at=answer.started_at, outcome=answer.outcome
+    ).exists()
+
+
+def _as_stored(conversion: Conversion, verdict: Verdict, now: datetime) -> Verdict:
+    """Which of ``verdict`` and its upgrade an earlier write of a ``false`` report stored."""
+    upgraded_row = Conversion.objects.filter(pk=conversion.pk, delivered=True).exists()
+    return upgraded(verdict, now) if upgraded_row else verdict
+
+
 def _write_each(
     answered: Sequence[tuple[Conversion, Answer]],
     verdicts: Sequence[Verdict],
@@ -199,15 +212,14 @@ def _write_each(
         try:
             written.append(_write_one(conversion, answer, verdict, token, now))
             continue
-        except DatabaseError as exc:
-            if connection_lost(exc):
-                raise
+        except ROW_FAULTS as exc:
             refused = exc
-        # The database refuses something of this answer: keep the outcome, drop the text.
-        note = f"(the answer's text could not be stored: {type(refused).__name__})"
+        # The database refuses something of this answer (its text, a status code out of the
+        # column's range from an odd backend): keep the outcome, drop what came from outside.
+        note = f"(the answer could not be stored as it came: {type(refused).__name__})"
         plain = Answer(
             answer.outcome,
-            answer.status_code,
+            None,
             note,
             retry_after=answer.retry_after,
             started_at=answer.started_at,
@@ -218,14 +230,15 @@ def _write_each(
                 _write_one(
                     conversion,
                     plain,
-                    Verdict(verdict.status, {**verdict.changes, "last_error": note}),
+                    Verdict(
+                        verdict.status,
+                        {**verdict.changes, "last_error": note, "last_status_code": None},
+                    ),
                     token,
                     now,
                 )
             )
-        except DatabaseError as exc:
-            if connection_lost(exc):
-                raise
+        except ROW_FAULTS:
             # Left claimed: once its lease ends it alone is tried again.
             logger.exception("Conversion %s: the outcome could not be written.", conversion.pk)
             written.append(None)
@@ -242,7 +255,7 @@ def write_answers(
     was deleted meanwhile, is skipped and its status returned as ``sending``. A row upgraded
     to ``delivered=True`` while ``false`` was on the wire goes back to pending (see
     :func:`upgraded`). A row whose answer the database refuses is written without the
-    answer's text, and never spoils the others. Raises only when the connection is lost.
+    answer's text, and never spoils the others. Any other database error is raised.
     """
     if not answered:
         return []
@@ -252,9 +265,7 @@ def write_answers(
     try:
         _write_grouped(answered, verdicts, token)
         written = list(verdicts)
-    except (_Unwritten, DatabaseError) as exc:
-        if isinstance(exc, DatabaseError) and connection_lost(exc):
-            raise
+    except (_Unwritten, *ROW_FAULTS):
         # Rare (a worker slower than its lease, a row deleted or upgraded meanwhile, a value
         # the database refuses): row by row, each row on its own.
         written = _write_each(answered, verdicts, token, now)
