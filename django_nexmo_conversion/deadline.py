@@ -3,8 +3,9 @@
 ``requests``' ``timeout`` bounds each socket operation, not the request: a server that
 trickles its answer a byte at a time keeps a request alive for as long as it likes, far past
 ``TIMEOUT`` and past the claim's lease (after which another worker may send the same
-conversion). So a timer shuts the request's socket down once the deadline passes; the
-blocked read then fails at once and the request ends with a ``requests`` error.
+conversion). So a watchdog shuts the request's socket down once the deadline passes; the
+blocked read then fails at once and the request ends with a ``requests`` error. One watchdog
+thread per process serves every request (a timer thread per request cost 0.8 ms each).
 
 The sockets are found by wrapping the connection class of each urllib3 pool the session
 uses (:class:`DeadlineAdapter`): a new connection registers its socket as soon as it is
@@ -15,8 +16,12 @@ starts on it. Nothing here touches Django.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
+import os
 import socket
 import threading
+import time
 from types import TracebackType
 from typing import Any, cast
 
@@ -34,15 +39,15 @@ class Deadline:
         self.seconds = seconds
         #: True once the deadline passed while the request still ran.
         self.expired = False
+        self.due = 0.0
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._finished = False
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
 
     def __enter__(self) -> Deadline:
+        self.due = time.monotonic() + self.seconds
         _current.deadline = self
-        self._timer.start()
+        _watchdog.add(self)
         return self
 
     def __exit__(
@@ -54,7 +59,6 @@ class Deadline:
         with self._lock:
             self._finished = True
             self._sockets.clear()
-        self._timer.cancel()
         _current.deadline = None
 
     def watch(self, sock: socket.socket) -> None:
@@ -73,6 +77,53 @@ class Deadline:
             self.expired = True
             for sock in self._sockets:
                 _shut(sock)
+
+
+class _Watchdog:
+    """The thread that expires deadlines, earliest first. A finished deadline stays in the
+    heap until its time (expiring it then does nothing): no removal on the request path."""
+
+    def __init__(self) -> None:
+        self._wake = threading.Condition()
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: Deadline) -> None:
+        with self._wake:
+            heapq.heappush(self._heap, (deadline.due, next(self._order), deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="nexmo-conversion-deadlines", daemon=True
+                )
+                self._thread.start()
+            elif self._heap[0][2] is deadline:
+                self._wake.notify()  # sooner than what the thread sleeps for
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._heap:
+                    self._wake.wait()
+                due, _order, deadline = self._heap[0]
+                left = due - time.monotonic()
+                if left > 0:
+                    self._wake.wait(left)
+                    continue
+                heapq.heappop(self._heap)
+            deadline._expire()
+
+
+_watchdog = _Watchdog()
+
+
+def _new_watchdog_in_child() -> None:
+    # A forked child has the parent's heap but not its thread.
+    global _watchdog
+    _watchdog = _Watchdog()
+
+
+os.register_at_fork(after_in_child=_new_watchdog_in_child)
 
 
 def _shut(sock: socket.socket) -> None:

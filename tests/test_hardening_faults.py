@@ -27,6 +27,7 @@ from django_nexmo_conversion import mark_converted, report_pending
 from django_nexmo_conversion.choices import Outcome
 from django_nexmo_conversion.client import RETRY_AFTER_CEILING, Client, parse_retry_after
 from django_nexmo_conversion.conf import get_settings
+from django_nexmo_conversion.deadline import Deadline
 from django_nexmo_conversion.models import Conversion, Status
 from django_nexmo_conversion.ratelimit import STATE_KEY, STOP_CHECK, RateLimiter
 from django_nexmo_conversion.reporting.outcomes import retry_delay
@@ -328,3 +329,27 @@ def test_a_trickling_api_leaves_the_conversion_to_retry(settings: Any) -> None:
     row = Conversion.objects.get()
     assert (row.status, row.attempt_count) == (Status.PENDING, 1)
     assert row.last_error == "timed out after 1 s"
+
+
+def test_a_shorter_deadline_is_kept_while_a_longer_one_runs() -> None:
+    """One watchdog serves every request: a request with a later deadline, started first in
+    another thread, must not make it sleep past this one's."""
+    holding, release = threading.Event(), threading.Event()
+
+    def long_request() -> None:
+        with Deadline(60):
+            holding.set()
+            release.wait(30)
+
+    other = threading.Thread(target=long_request)
+    other.start()
+    try:
+        assert holding.wait(10)
+        with Trickler(TRICKLED_HEAD, pause=0.05) as trickler:
+            answer = send_to(trickler)
+            assert trickler.cut.wait(10)
+        assert not trickler.finished.is_set()
+        assert answer.error == "timed out after 1 s"
+    finally:
+        release.set()
+        other.join(10)
