@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -22,31 +24,43 @@ from django.views.decorators.debug import sensitive_variables
 from . import redaction, telemetry
 from .__about__ import __version__
 from .choices import Outcome
+from .deadline import Deadline, DeadlineAdapter
 from .wire import Account, Answer, Report, authorization, build_params, endpoint
 
 USER_AGENT = f"django-nexmo-conversion/{__version__} python-requests/{requests.__version__}"
 #: How much of an error answer we keep: enough to read the cause, never a whole HTML page.
 ERROR_TEXT_LIMIT = 300
-#: How much of an answer's body is read for its error at all.
+#: How much of an answer's body is kept for its error at all.
 ERROR_BODY_LIMIT = 2000
+#: How much of an answer's body is read at most (the rest is never downloaded).
+BODY_LIMIT = 64 * 1024
+#: The longest ``Retry-After`` taken as said; the outcome and the rate limiter then bound it
+#: by ``RETRY_BACKOFF_MAX``.
+RETRY_AFTER_CEILING = 366 * 86400.0
+_DELTA_SECONDS = re.compile(r"[0-9]{1,20}(\.[0-9]{1,9})?")
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
+def parse_retry_after(value: object) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date): a finite number
+    from 0 to ``RETRY_AFTER_CEILING``, or None when the value means nothing. Never raises:
+    the header comes from the other side (``1e400``, ``nan``, year 9999, garbage)."""
+    if not isinstance(value, str) or not value.strip():
         return None
-    value = value.strip()
+    text = value.strip()
+    if _DELTA_SECONDS.fullmatch(text):
+        # Digits only (RFC 9110; a fraction tolerated): float() alone would take "inf",
+        # "nan", "1e400" and "1_0".
+        return min(float(text), RETRY_AFTER_CEILING)
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(text)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), RETRY_AFTER_CEILING)
 
 
 def describe_error(status_code: int, body: str) -> str:
@@ -158,6 +172,24 @@ def _redact(text: str, account: Account) -> str:
     )
 
 
+def _read_text(response: requests.Response) -> str:
+    """The answer's body, at most ``BODY_LIMIT`` bytes of it. Cut off midway (the deadline,
+    a dropped connection), what came is kept: the status line already said what happened, and
+    a 200 must stay a 200 (taking it for a failure would send the conversion twice)."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(8192):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= BODY_LIMIT:
+                response.close()  # the rest is never downloaded (nor the connection reused)
+                break
+    except requests.RequestException:
+        pass
+    return b"".join(chunks)[:BODY_LIMIT].decode(response.encoding or "utf-8", "replace")
+
+
 class Client:
     """Posts reports. One ``requests.Session`` per thread keeps connections alive."""
 
@@ -192,6 +224,9 @@ class Client:
             session.trust_env = False
             session.verify = self.verify
             session.proxies.update(self.proxies)
+            # TIMEOUT is the whole request's deadline, not each read's (see ``deadline``).
+            for prefix in ("https://", "http://"):
+                session.mount(prefix, DeadlineAdapter())
             self._local.session = session
         return session
 
@@ -211,27 +246,37 @@ class Client:
         header = authorization(account)
         started = datetime.now(timezone.utc)
         clock = time.perf_counter()
+        deadline = Deadline(self.timeout)
         try:
-            response = self._session().post(
-                url,
-                data=params,
-                headers={"Authorization": header} if header else None,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-            # Redacted past the cut first, so a secret straddling it is masked whole.
-            secrets = (account.api_secret, account.signature_secret)
-            text = response.text[: ERROR_BODY_LIMIT + redaction.margin(secrets)]
-            body = _redact(text, account)[:ERROR_BODY_LIMIT]
+            with deadline:
+                response = self._session().post(
+                    url,
+                    data=params,
+                    headers={"Authorization": header} if header else None,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    stream=True,
+                )
+                # Cut before the head was read, a status line may parse from its first
+                # bytes: only a head read in time says what Nexmo answered.
+                head_in_time = not deadline.expired
+                # Redacted past the cut first, so a secret straddling it is masked whole.
+                secrets = (account.api_secret, account.signature_secret)
+                text = _read_text(response)[: ERROR_BODY_LIMIT + redaction.margin(secrets)]
+                body = _redact(text, account)[:ERROR_BODY_LIMIT]
+            if not head_in_time:
+                raise requests.Timeout
             answer = classify(response.status_code, body, response.headers)
             # Again once describe_error has decoded the JSON: its escapes may have spelt a
             # secret that only the decoding put back together.
             answer = replace(answer, error=_redact(answer.error, account))
-        except requests.Timeout:
-            answer = Answer(Outcome.TRANSIENT, None, f"timed out after {self.timeout:g} s")
         except requests.RequestException as exc:
-            # The exception text can echo the URL but never the body, where credentials are.
-            answer = Answer(Outcome.TRANSIENT, None, f"connection error: {type(exc).__name__}")
+            if deadline.expired or isinstance(exc, requests.Timeout):
+                answer = Answer(Outcome.TRANSIENT, None, f"timed out after {self.timeout:g} s")
+            else:
+                # The exception text can echo the URL but never the body, where credentials
+                # are.
+                answer = Answer(Outcome.TRANSIENT, None, f"connection error: {type(exc).__name__}")
         return Answer(
             answer.outcome,
             answer.status_code,

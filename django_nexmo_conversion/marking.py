@@ -14,6 +14,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from . import dispatch, privacy, signals
@@ -195,14 +196,23 @@ def _mark_one(sent: SentMessage, delivered: bool, at: datetime) -> Conversion:
         ) from None
     conversion.marked = MarkOutcome.FOUND
     if delivered and not conversion.delivered:
+        # One UPDATE, so no report run can write its outcome between two: a row in flight
+        # (``sending``) keeps its claim and only changes what is reported; the run that sent
+        # ``false`` sees that when it writes its answer and makes ``true`` due next
+        # (``reporting.outcomes.upgraded``). Skipping it would lose a real conversion.
+        in_flight = Q(status=Status.SENDING)
         upgraded = Conversion.objects.filter(
-            pk=conversion.pk, delivered=False, status__in=[Status.PENDING, Status.FAILED]
+            pk=conversion.pk,
+            delivered=False,
+            status__in=[Status.PENDING, Status.FAILED, Status.SENDING],
         ).update(
             delivered=True,
             timestamp=at,
-            status=Status.PENDING,
-            attempt_count=0,
-            next_attempt_at=timezone.now(),
+            status=Case(When(in_flight, then=F("status")), default=Value(Status.PENDING)),
+            attempt_count=Case(When(in_flight, then=F("attempt_count")), default=Value(0)),
+            next_attempt_at=Case(
+                When(in_flight, then=F("next_attempt_at")), default=Value(timezone.now())
+            ),
         )
         if upgraded:
             conversion.refresh_from_db()

@@ -8,7 +8,9 @@ Two rules, checked together under a tiny cache mutex right before each request s
 
 The budget is 5 % under ``RATE_LIMIT`` (19 of 20): the time from our send to Nexmo's
 arrival varies, and that slack keeps Nexmo's own one-second windows within the limit.
-A 429 moves the shared timeline past its ``Retry-After``, slowing every worker down.
+A 429 moves the shared timeline past its ``Retry-After``, slowing every worker down, for at
+most ``max_wait`` seconds (``RETRY_BACKOFF_MAX``): one answer must not stop every worker on
+every host for a day. Every wait is cut short when the caller is asked to stop.
 
 The cache must be shared by the workers (Redis in production; locmem only limits one
 process) and is used from the report threads, so it must not be the database cache.
@@ -31,6 +33,10 @@ WINDOW = 1.0
 SAFETY = 0.95
 #: A holder that dies keeps the lock at most this long.
 LOCK_TIMEOUT = 2
+#: The longest single sleep while waiting for a turn: how soon a stop request is noticed.
+STOP_CHECK = 0.05
+#: The longest penalty when none is given (an hour).
+DEFAULT_MAX_WAIT = 3600.0
 
 
 class RateLimiter:
@@ -41,20 +47,30 @@ class RateLimiter:
         cache_alias: str = "default",
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        max_wait: float = DEFAULT_MAX_WAIT,
     ) -> None:
         self.budget = max(1, math.floor(rate * SAFETY))
+        self.max_wait = max_wait
         self.interval = WINDOW / self.budget
         self.cache = caches[cache_alias]
         self.clock = clock
         self.sleep = sleep
 
-    def wait(self) -> None:
-        """Block until this caller may start a request, and count it as started."""
+    def wait(self, should_stop: Callable[[], bool] = lambda: False) -> bool:
+        """Block until this caller may start a request, and count it as started. Returns
+        False, without counting, as soon as ``should_stop()`` says so (SIGTERM)."""
         while (delay := self._with_lock(self._take)) > 0:
-            self.sleep(delay)
+            end = self.clock() + delay
+            while (left := end - self.clock()) > 0:
+                if should_stop():
+                    return False
+                self.sleep(min(left, STOP_CHECK))
+        return True
 
     def penalize(self, seconds: float) -> None:
-        """Nexmo said 429: nobody starts another request for ``seconds``."""
+        """Nexmo said 429: nobody starts another request for ``seconds`` (at most
+        ``max_wait``; a value that is not a finite number counts as ``max_wait``)."""
+        seconds = min(max(seconds, 0.0), self.max_wait) if math.isfinite(seconds) else self.max_wait
 
         def push() -> float:
             state = self._state()
@@ -69,7 +85,15 @@ class RateLimiter:
         now = self.clock()
         state = self._state()
         started = [t for t in state["started"] if t > now - WINDOW]
-        wait = float(state["next"]) - now
+        next_start = float(state["next"])
+        if math.isnan(next_start):
+            next_start = 0.0
+        if next_start > now + self.max_wait:
+            # Bounded even when the shared state holds a later time (another host's larger
+            # RETRY_BACKOFF_MAX, an older version's unbounded penalty): heal it for everyone.
+            next_start = now + self.max_wait
+            self._save({**state, "next": next_start})
+        wait = next_start - now
         if len(started) >= self.budget:
             wait = max(wait, started[0] + WINDOW - now)
         if wait > 0:

@@ -104,7 +104,7 @@ def test_a_full_queue_leaves_the_row_to_the_sweep(
     release = threading.Event()
     runs: list[list[int]] = []
 
-    def blocking_run(pks: list[int]) -> None:
+    def blocking_run(pks: list[int], **options: object) -> None:
         runs.append(list(pks))
         release.wait(10)
 
@@ -128,7 +128,9 @@ def test_a_full_queue_leaves_the_row_to_the_sweep(
 
 def test_a_forked_child_starts_its_own_reporter(monkeypatch: pytest.MonkeyPatch) -> None:
     reported: list[list[int]] = []
-    monkeypatch.setattr(background, "report_conversions", reported.append)
+    monkeypatch.setattr(
+        background, "report_conversions", lambda pks, **options: reported.append(pks)
+    )
     parent = background.BackgroundReporter(sweep_interval=0)
     monkeypatch.setattr(background, "_reporter", parent)
     assert background.submit(1)

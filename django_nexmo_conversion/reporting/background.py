@@ -128,7 +128,12 @@ class BackgroundReporter:
             while not self._stopping.is_set():
                 pks = self._take(timeout=self._until(next_sweep))
                 if pks:
-                    self._work(functools.partial(report_conversions, pks), len(pks))
+                    self._work(
+                        functools.partial(
+                            report_conversions, pks, should_stop=self._stopping.is_set
+                        ),
+                        len(pks),
+                    )
                 if next_sweep is not None and time.monotonic() >= next_sweep:
                     self._work(functools.partial(report_due, should_stop=self._stopping.is_set), 0)
                     next_sweep = self._after_interval()

@@ -8,13 +8,15 @@ stores the attempts and the rows' new states, then signals what was committed.
 from __future__ import annotations
 
 import logging
+import math
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import DataError, IntegrityError, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -41,10 +43,26 @@ def halts_everything(answer: Answer) -> bool:
     return halts(answer) and is_endpoint_error(answer.status_code)
 
 
+#: The most of an error text stored (``last_error``, an attempt's ``error``) and logged.
+ERROR_TEXT_MAX = 1000
+#: C0 and C1 control characters (NUL included: PostgreSQL refuses it in text) and DEL.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def storable(text: str, limit: int = ERROR_TEXT_MAX) -> str:
+    """An error text every database accepts and every log shows on one line: control
+    characters become spaces (or U+FFFD), lone surrogates are escaped, at most ``limit``
+    characters. An error text comes from a remote body: one NUL must not spoil the batch."""
+    text = _CONTROL.sub(lambda m: " " if m.group() in "\t\r\n" else "\ufffd", text)
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 def retry_delay(attempt: int, retry_after: float | None, conf: ConversionSettings) -> float:
-    """Seconds before the next try: ``Retry-After`` when given, else exponential with jitter."""
-    if retry_after is not None:
-        return min(retry_after, conf.retry_backoff_max)
+    """Seconds before the next try: ``Retry-After`` when given, else exponential with jitter;
+    never more than ``RETRY_BACKOFF_MAX`` (nor anything a ``timedelta`` cannot hold)."""
+    if retry_after is not None and math.isfinite(retry_after):
+        return min(max(retry_after, 0.0), conf.retry_backoff_max)
     ceiling = min(conf.retry_backoff * 2.0 ** (attempt - 1), conf.retry_backoff_max)
     # "Equal jitter": never sooner than half the step, spread so workers do not stampede.
     return ceiling / 2 + random.uniform(0, ceiling / 2)
@@ -66,7 +84,7 @@ def judge(
     changes: dict[str, Any] = {
         "claim_token": "",
         "last_status_code": answer.status_code,
-        "last_error": answer.error,
+        "last_error": storable(answer.error),
     }
     if answer.outcome == Outcome.REPORTED:
         status = Status.REPORTED
@@ -83,7 +101,9 @@ def judge(
         status = Status.FAILED
         changes.update(attempt_count=attempt_count, next_attempt_at=None)
         if answer.outcome == Outcome.TRANSIENT:
-            changes["last_error"] = f"{answer.error} (gave up after {attempt_count} attempts)"
+            changes["last_error"] = storable(
+                f"{answer.error} (gave up after {attempt_count} attempts)"
+            )
     changes["status"] = status
     return Verdict(status, changes)
 
@@ -95,41 +115,142 @@ def _attempt_of(conversion: Conversion, answer: Answer) -> ConversionAttempt:
         duration=timedelta(seconds=answer.duration),
         http_status=answer.status_code,
         outcome=answer.outcome,
-        error=answer.error,
+        error=storable(answer.error),
     )
 
 
-class _LeaseLost(Exception):
+def upgraded(verdict: Verdict, now: datetime) -> Verdict:
+    """The verdict for a row ``mark_converted`` upgraded to ``delivered=True`` while this
+    attempt sent ``false``: whatever Nexmo answered to ``false``, ``true`` goes next, with a
+    fresh attempt budget like any upgrade. A transient answer's wait still holds (Nexmo asked
+    us to slow down); otherwise it is due at once."""
+    waits = verdict.status == Status.PENDING
+    changes = {
+        **verdict.changes,
+        "status": Status.PENDING,
+        "attempt_count": 0,
+        "reported_at": None,
+        "next_attempt_at": verdict.changes["next_attempt_at"] if waits else now,
+        "delivered": True,  # already so in the row; keeps the caller's instance right
+    }
+    return Verdict(Status.PENDING, changes)
+
+
+#: What the database says when it refuses one row's values: that row's fault, not the
+#: batch's. Anything else (a lost connection, a lock timeout) is raised to the run, which
+#: reconnects and writes the whole batch again.
+ROW_FAULTS = (DataError, IntegrityError)
+
+
+class _Unwritten(Exception):
     """A grouped write changed fewer rows than it owns: redo the batch row by row."""
 
 
 def _write_grouped(
     answered: Sequence[tuple[Conversion, Answer]], verdicts: Sequence[Verdict], token: str
 ) -> None:
-    """One INSERT for every attempt and one UPDATE per distinct set of changes (the 200s of a
-    batch all share one), in one transaction: one commit (one fsync) for the lot."""
-    groups: dict[tuple[tuple[str, Any], ...], list[int]] = {}
+    """One UPDATE per distinct set of changes (the 200s of a batch all share one) and one
+    INSERT for every attempt, in one transaction: one commit (one fsync) for the lot."""
+    groups: dict[tuple[bool, tuple[tuple[str, Any], ...]], list[int]] = {}
     for (conversion, _answer), verdict in zip(answered, verdicts, strict=True):
-        groups.setdefault(tuple(sorted(verdict.changes.items())), []).append(conversion.pk)
+        key = (conversion.delivered, tuple(sorted(verdict.changes.items())))
+        groups.setdefault(key, []).append(conversion.pk)
     with transaction.atomic():
+        for (delivered, changes), pks in groups.items():
+            # ``delivered`` as sent: a row upgraded meanwhile does not match (row by row then).
+            rows = Conversion.objects.filter(pk__in=pks, claim_token=token, delivered=delivered)
+            if rows.update(**dict(changes)) != len(pks):
+                raise _Unwritten  # rolls the whole batch back
+        # After the UPDATEs, which lock the rows: none can be deleted under the attempts'
+        # foreign keys, and a row deleted before is caught above rather than at COMMIT.
         ConversionAttempt.objects.bulk_create(_attempt_of(c, a) for c, a in answered)
-        for key, pks in groups.items():
-            updated = Conversion.objects.filter(pk__in=pks, claim_token=token).update(**dict(key))
-            if updated != len(pks):
-                raise _LeaseLost  # rolls the whole batch back, attempts included
+
+
+def _write_one(
+    conversion: Conversion, answer: Answer, verdict: Verdict, token: str, now: datetime
+) -> Verdict | None:
+    """Write one row's answer; None when the row is no longer ours (lease lost, deleted)."""
+    mine = Conversion.objects.filter(pk=conversion.pk, claim_token=token)
+    with transaction.atomic():
+        if not mine.filter(delivered=conversion.delivered).update(**verdict.changes):
+            if _already_written(conversion, answer):
+                # Our own earlier write committed though its connection died before saying
+                # so (the run writes again after reconnecting): done, nothing twice.
+                return verdict if conversion.delivered else _as_stored(conversion, verdict, now)
+            if conversion.delivered or not mine.exists():
+                # Taken over by another worker: the attempt happened, so it is recorded. A
+                # row deleted meanwhile (from the admin) is skipped, attempt and all.
+                if Conversion.objects.filter(pk=conversion.pk).exists():
+                    _attempt_of(conversion, answer).save(force_insert=True)
+                return None
+            # Upgraded to delivered=True while ``false`` was on the wire: never lose that.
+            verdict = upgraded(verdict, now)
+            mine.update(**verdict.changes)
+            logger.info(
+                "Conversion %s was upgraded to delivered=true while false was being sent; "
+                "true goes next.",
+                conversion.pk,
+            )
+        _attempt_of(conversion, answer).save(force_insert=True)
+    return verdict
+
+
+def _already_written(conversion: Conversion, answer: Answer) -> bool:
+    """Whether this very attempt is recorded (its start is unique to the microsecond)."""
+    return ConversionAttempt.objects.filter(
+        conversion_id=conversion.pk, started_at=answer.started_at, outcome=answer.outcome
+    ).exists()
+
+
+def _as_stored(conversion: Conversion, verdict: Verdict, now: datetime) -> Verdict:
+    """Which of ``verdict`` and its upgrade an earlier write of a ``false`` report stored."""
+    upgraded_row = Conversion.objects.filter(pk=conversion.pk, delivered=True).exists()
+    return upgraded(verdict, now) if upgraded_row else verdict
 
 
 def _write_each(
-    answered: Sequence[tuple[Conversion, Answer]], verdicts: Sequence[Verdict], token: str
-) -> list[bool]:
-    """Row by row, each UPDATE's count telling whether the row is still ours."""
-    owned: list[bool] = []
+    answered: Sequence[tuple[Conversion, Answer]],
+    verdicts: Sequence[Verdict],
+    token: str,
+    now: datetime,
+) -> list[Verdict | None]:
+    """Row by row, so that a row the database refuses spoils no other row's outcome."""
+    written: list[Verdict | None] = []
     for (conversion, answer), verdict in zip(answered, verdicts, strict=True):
-        with transaction.atomic():
-            _attempt_of(conversion, answer).save(force_insert=True)
-            row = Conversion.objects.filter(pk=conversion.pk, claim_token=token)
-            owned.append(bool(row.update(**verdict.changes)))
-    return owned
+        try:
+            written.append(_write_one(conversion, answer, verdict, token, now))
+            continue
+        except ROW_FAULTS as exc:
+            refused = exc
+        # The database refuses something of this answer (its text, a status code out of the
+        # column's range from an odd backend): keep the outcome, drop what came from outside.
+        note = f"(the answer could not be stored as it came: {type(refused).__name__})"
+        plain = Answer(
+            answer.outcome,
+            None,
+            note,
+            retry_after=answer.retry_after,
+            started_at=answer.started_at,
+            duration=answer.duration,
+        )
+        try:
+            written.append(
+                _write_one(
+                    conversion,
+                    plain,
+                    Verdict(
+                        verdict.status,
+                        {**verdict.changes, "last_error": note, "last_status_code": None},
+                    ),
+                    token,
+                    now,
+                )
+            )
+        except ROW_FAULTS:
+            # Left claimed: once its lease ends it alone is tried again.
+            logger.exception("Conversion %s: the outcome could not be written.", conversion.pk)
+            written.append(None)
+    return written
 
 
 def write_answers(
@@ -138,26 +259,32 @@ def write_answers(
     """Write a batch of attempts and the rows' new states; returns each row's resulting status.
 
     Every attempt becomes a ``ConversionAttempt`` row. A row's state is written only while
-    the claim ``token`` still owns it; a row whose lease ran out and was taken over keeps the
-    state the new owner gives it, and its status is returned as ``sending``.
+    the claim ``token`` still owns it; a row whose lease ran out and was taken over, or that
+    was deleted meanwhile, is skipped and its status returned as ``sending``. A row upgraded
+    to ``delivered=True`` while ``false`` was on the wire goes back to pending (see
+    :func:`upgraded`). A row whose answer the database refuses is written without the
+    answer's text, and never spoils the others. Any other database error is raised.
     """
     if not answered:
         return []
     now = timezone.now()
     verdicts = [judge(c, a, conf, now) for c, a in answered]
+    written: list[Verdict | None]
     try:
         _write_grouped(answered, verdicts, token)
-        owned = [True] * len(answered)
-    except _LeaseLost:
-        # Rare (a worker slower than its lease): find out row by row which are still ours.
-        owned = _write_each(answered, verdicts, token)
+        written = list(verdicts)
+    except (_Unwritten, *ROW_FAULTS):
+        # Rare (a worker slower than its lease, a row deleted or upgraded meanwhile, a value
+        # the database refuses): row by row, each row on its own.
+        written = _write_each(answered, verdicts, token, now)
 
     statuses: list[str] = []
-    for (conversion, answer), verdict, mine in zip(answered, verdicts, owned, strict=True):
-        if not mine:
-            # Our lease ran out and another worker took the row over; it decides the state now.
+    for (conversion, answer), verdict in zip(answered, written, strict=True):
+        if verdict is None:
+            # Our lease ran out and another worker took the row over (it decides the state
+            # now), or the row was deleted.
             logger.warning(
-                "Conversion %s: lease lost before the outcome was written (%s).",
+                "Conversion %s: no longer ours (lease lost or deleted); outcome %s not written.",
                 conversion.pk,
                 answer.outcome,
             )
