@@ -39,7 +39,8 @@ from urllib.parse import urlsplit
 from django.apps import AppConfig
 from django.core import checks
 
-from .conf import SETTING_NAME, ConversionSettings, build_settings, is_loopback
+from .conf import SETTING_NAME, ConversionSettings, build_settings
+from .setting_values import is_loopback
 
 CHECK_ID_PREFIX = "django_nexmo_conversion"
 

@@ -10,27 +10,52 @@ the setting to fix. This module knows no consumer of the settings.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from django.utils.module_loading import import_string
 
 from .engines import missing_engine
+from .setting_values import (
+    SETTING_NAME,
+    Parser,
+    Problem,
+    Thresholds,
+    add_problem,
+    base_url,
+    ca_bundle,
+    choice,
+    dotted_path,
+    flag,
+    host_names,
+    keyword_arguments,
+    number,
+    optional_dotted_path,
+    proxies,
+    setting,
+    text,
+    thresholds,
+)
 from .signing import SIGNATURE_METHODS
 from .wire import AUTH_MODES, Account
 
-__all__ = ["Account", "ConversionSettings", "Problem", "build_settings", "get_settings", "setting"]
-
-SETTING_NAME = "NEXMO_CONVERSION"
+__all__ = [
+    "DEFAULTS",
+    "SETTING_NAME",
+    "Account",
+    "ConversionSettings",
+    "Problem",
+    "Thresholds",
+    "build_settings",
+    "get_settings",
+    "setting",
+]
 
 DISPATCH_MODES = ("background", "on_commit", "celery", "django_tasks", "manual")
 RECIPIENT_STORAGE_MODES = ("full", "masked", "none")
@@ -97,34 +122,12 @@ ENV_FALLBACKS = {
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
 
 
-def setting(key: str) -> str:
-    """The user-facing name of a key, for error messages: ``NEXMO_CONVERSION['KEY']``."""
-    return f"{SETTING_NAME}[{key!r}]"
-
-
 def did_you_mean(key: str) -> str:
     """``key``, followed by the known key it most likely misspells, if one is close."""
     # Compared upper-cased: "api_key" is a typo of "API_KEY" as much as "API_KY" is.
     known = {name.upper(): name for name in DEFAULTS}
     close = difflib.get_close_matches(key.upper(), known, n=1, cutoff=0.75)
     return f"{key} (did you mean {known[close[0]]}?)" if close else key
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One misconfiguration: ``id`` is the stable check id suffix, e.g. ``E001``."""
-
-    id: str
-    msg: str
-    hint: str = ""
-
-    @property
-    def is_error(self) -> bool:
-        return self.id.startswith("E")
-
-
-#: A (warning, critical) pair for ``conversion_status``; None switches that level off.
-Thresholds = tuple[float | None, float | None]
 
 
 @dataclass(frozen=True)
@@ -188,240 +191,13 @@ def _env(key: str) -> str | None:
     return None
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address) is this machine: 127.0.0.0/8, ::1, localhost."""
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _problem(problems: list[Problem], check_id: str, msg: str, hint: str = "") -> None:
-    problems.append(Problem(check_id, msg, hint))
-
-
-# --- one parser per kind of value: (key, raw value, problems) -> the resolved value -----------
-
-Parser = Callable[[str, Any, list[Problem]], Any]
-
-
-def number(*, minimum: float, default: float | None, whole: bool = False) -> Parser:
-    """A number >= ``minimum``; ``default=None`` means None is allowed (the feature is off)."""
-
-    def parse(key: str, value: Any, problems: list[Problem]) -> float | None:
-        if value is None and default is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-            _problem(
-                problems,
-                "E005",
-                f"{setting(key)} must be a number >= {minimum:g}, got {value!r}.",
-                "Fix the value in your NEXMO_CONVERSION setting.",
-            )
-            return default
-        if whole and isinstance(value, float):
-            _problem(
-                problems,
-                "E005",
-                f"{setting(key)} must be a whole number, got {value!r}.",
-                f"Use {int(value)} or {int(value) + 1}.",
-            )
-        return int(value) if whole else float(value)
-
-    return parse
-
-
-def choice(options: tuple[str, ...], check_id: str) -> Parser:
-    def parse(key: str, value: Any, problems: list[Problem]) -> str:
-        if value not in options:
-            _problem(
-                problems,
-                check_id,
-                f"{setting(key)} {value!r} is not one of {', '.join(options)}.",
-                f"Pick one of these, or remove the key for the default {DEFAULTS[key]!r}.",
-            )
-        return str(value)
-
-    return parse
-
-
-def keyword_arguments(key: str, value: Any, problems: list[Problem]) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        _problem(
-            problems,
-            "E010",
-            f"{setting(key)} must be a dict of keyword arguments, got {type(value).__name__}.",
-            'For example {"queue": "nexmo"} for Celery, {"queue_name": "nexmo"} for django.tasks.',
-        )
-        return {}
-    return dict(value)
-
-
-def dotted_path(key: str, value: Any, problems: list[Problem]) -> str:
-    try:
-        import_string(str(value))
-    except ImportError as exc:
-        _problem(
-            problems,
-            "E007",
-            f"{setting(key)} {value!r} cannot be imported: {exc}.",
-            "Give the full dotted path (package.module.Name) of something on the Python path.",
-        )
-    return str(value)
-
-
-def optional_dotted_path(key: str, value: Any, problems: list[Problem]) -> str | None:
-    return None if value is None else dotted_path(key, value, problems)
-
-
-def host_names(key: str, value: Any, problems: list[Problem]) -> tuple[str, ...]:
-    if (
-        isinstance(value, str)
-        or not isinstance(value, (Iterable, type(None)))
-        or not all(isinstance(h, str) for h in value or ())
-    ):
-        _problem(
-            problems,
-            "E009",
-            f"{setting(key)} must be a list of host names.",
-            'For example ["www.example.com", "example.com"]; a single string is not a list.',
-        )
-        return ()
-    return tuple(value or ())
-
-
-def base_url(key: str, value: Any, problems: list[Problem]) -> str:
-    url = str(value or "").rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        _problem(
-            problems,
-            "E002",
-            f"{setting(key)} {url!r} is not an http(s) URL.",
-            f"Remove the key for the default {DEFAULTS[key]!r}.",
-        )
-    elif parts.scheme == "http" and not is_loopback(parts.hostname):
-        _problem(
-            problems,
-            "E002",
-            f"{setting(key)} must use https; plain http is allowed only for loopback "
-            f"hosts, got {parts.hostname!r}.",
-            "Credentials travel in the request body: never send them unencrypted.",
-        )
-    elif parts.path or parts.query or parts.fragment:
-        # The client appends /conversions/<channel>: a path here (often the endpoint pasted
-        # from the API reference) makes every report a 404. Shown without user:password@.
-        host = parts.netloc.rpartition("@")[2]
-        shown = url.replace(parts.netloc, host, 1)
-        _problem(
-            problems,
-            "W006",
-            f"{setting(key)} {shown!r} has a path, query or fragment; every report would go to "
-            f"{shown}/conversions/sms (or /voice), which the API does not serve.",
-            f"Give the scheme and host only, e.g. {parts.scheme}://{host}.",
-        )
-    return url
-
-
-def text(key: str, value: Any, problems: list[Problem]) -> str:
-    return str(value)
-
-
-def flag(key: str, value: Any, problems: list[Problem]) -> bool:
-    return bool(value)
-
-
-def proxies(key: str, value: Any, problems: list[Problem]) -> dict[str, str | None] | None:
-    """None (the environment) or a dict like requests' ``proxies``: scheme (or
-    ``scheme://host``) -> proxy URL. Values are never echoed: a proxy URL may hold a password."""
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        _problem(
-            problems,
-            "E013",
-            f"{setting(key)} must be None (use the environment) or a dict like requests' "
-            "proxies, e.g. {'https': 'http://proxy.example:3128'}; "
-            f"got a {type(value).__name__}.",
-            "None uses HTTPS_PROXY / HTTP_PROXY / NO_PROXY; {} means no proxy at all.",
-        )
-        return None
-    resolved: dict[str, str | None] = {}
-    for scheme, url in value.items():
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if not isinstance(scheme, str) or (
-            url is not None and (parts is None or not parts.scheme or not parts.hostname)
-        ):
-            _problem(
-                problems,
-                "E013",
-                f"{setting(key)}[{scheme!r}] must be a proxy URL such as "
-                "'http://proxy.example:3128' (or None).",
-                "The value is not shown: a proxy URL may contain a password.",
-            )
-            continue
-        resolved[scheme] = url
-    return resolved
-
-
-def ca_bundle(key: str, value: Any, problems: list[Problem]) -> bool | str | None:
-    """None (the environment), a bool, or the path of a CA bundle file or directory."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, (str, os.PathLike)) and os.path.exists(value):
-        return os.fspath(value)
-    _problem(
-        problems,
-        "E014",
-        f"{setting(key)} must be None, True, False or the path of an existing CA bundle; "
-        f"got {value!r}.",
-        "None reads REQUESTS_CA_BUNDLE / SSL_CERT_FILE from the environment.",
-    )
-    return None
-
-
-def thresholds(key: str, value: Any, problems: list[Problem]) -> Thresholds:
-    def level(bound: Any) -> bool:
-        return bound is None or (
-            isinstance(bound, (int, float)) and not isinstance(bound, bool) and bound >= 0
-        )
-
-    if (
-        isinstance(value, (str, bytes))
-        or not isinstance(value, (list, tuple))
-        or len(value) != 2
-        or not all(level(bound) for bound in value)
-    ):
-        _problem(
-            problems,
-            "E017",
-            f"{setting(key)} must be a (warning, critical) pair of numbers >= 0 or None, "
-            f"got {value!r}.",
-        )
-        return DEFAULTS[key]  # type: ignore[no-any-return]
-    warning, critical = value
-    if warning is not None and critical is not None and warning > critical:
-        _problem(
-            problems,
-            "E017",
-            f"{setting(key)}: the warning threshold ({warning:g}) is above the critical one "
-            f"({critical:g}).",
-            "A warning comes first: give it the smaller value.",
-        )
-    return (warning, critical)
-
-
-#: Every key but the credentials (see :func:`_accounts`): its parser, by ``ConversionSettings``
-#: field name. The defaults are in ``DEFAULTS``.
 SPECS: dict[str, tuple[str, Parser]] = {
-    "BASE_URL": ("base_url", base_url),
+    "BASE_URL": ("base_url", base_url(DEFAULTS["BASE_URL"])),
     "TIMEOUT": ("timeout", number(minimum=0.001, default=10.0)),
     "MAX_ATTEMPTS": ("max_attempts", number(minimum=1, default=8, whole=True)),
     "RETRY_BACKOFF": ("retry_backoff", number(minimum=0, default=60.0)),
     "RETRY_BACKOFF_MAX": ("retry_backoff_max", number(minimum=0, default=21600.0)),
-    "DISPATCH": ("dispatch", choice(DISPATCH_MODES, "E004")),
+    "DISPATCH": ("dispatch", choice(DISPATCH_MODES, "E004", DEFAULTS["DISPATCH"])),
     "SWEEP_INTERVAL": ("sweep_interval", number(minimum=0, default=30.0)),
     "CONCURRENCY": ("concurrency", number(minimum=1, default=8, whole=True)),
     "RATE_LIMIT": ("rate_limit", number(minimum=0, default=0.0)),
@@ -430,7 +206,10 @@ SPECS: dict[str, tuple[str, Parser]] = {
     "CELERY_TASK_OPTIONS": ("celery_task_options", keyword_arguments),
     "DJANGO_TASKS_USING": ("django_tasks_using", keyword_arguments),
     "RATE_LIMIT_CACHE": ("rate_limit_cache", text),
-    "RECIPIENT_STORAGE": ("recipient_storage", choice(RECIPIENT_STORAGE_MODES, "E008")),
+    "RECIPIENT_STORAGE": (
+        "recipient_storage",
+        choice(RECIPIENT_STORAGE_MODES, "E008", DEFAULTS["RECIPIENT_STORAGE"]),
+    ),
     "LINK_ALLOWED_HOSTS": ("link_allowed_hosts", host_names),
     "LINK_MAX_AGE": ("link_max_age", number(minimum=1, default=None)),
     "REPLY_WINDOW": ("reply_window", number(minimum=1, default=24 * 3600.0)),
@@ -438,12 +217,15 @@ SPECS: dict[str, tuple[str, Parser]] = {
     "WEBHOOK_MAX_AGE": ("webhook_max_age", number(minimum=1, default=300.0)),
     "REPORT_FAILED_RECEIPTS": ("report_failed_receipts", flag),
     "LEASE_SECONDS": ("lease_seconds", number(minimum=1, default=300.0)),
-    "AUTH": ("auth", choice(AUTH_MODES, "E012")),
+    "AUTH": ("auth", choice(AUTH_MODES, "E012", DEFAULTS["AUTH"])),
     "PROXIES": ("proxies", proxies),
     "VERIFY": ("verify", ca_bundle),
-    "STATUS_OLDEST_DUE": ("status_oldest_due", thresholds),
-    "STATUS_EXPIRED_LEASES": ("status_expired_leases", thresholds),
-    "STATUS_FAILURES": ("status_failures", thresholds),
+    "STATUS_OLDEST_DUE": ("status_oldest_due", thresholds(DEFAULTS["STATUS_OLDEST_DUE"])),
+    "STATUS_EXPIRED_LEASES": (
+        "status_expired_leases",
+        thresholds(DEFAULTS["STATUS_EXPIRED_LEASES"]),
+    ),
+    "STATUS_FAILURES": ("status_failures", thresholds(DEFAULTS["STATUS_FAILURES"])),
 }
 
 
@@ -453,7 +235,7 @@ def _account(
     method = spec.get("SIGNATURE_METHOD") or "md5hash"
     auth = spec.get("AUTH") or auth
     if auth not in AUTH_MODES:
-        _problem(
+        add_problem(
             problems,
             "E012",
             f"{where}['AUTH'] is {auth!r}, not one of {', '.join(AUTH_MODES)}.",
@@ -463,7 +245,7 @@ def _account(
     # The dashboard shows the methods in capitals (MD5HASH, SHA256): accept any case.
     method = method.lower() if isinstance(method, str) else method
     if method not in SIGNATURE_METHODS:
-        _problem(
+        add_problem(
             problems,
             "E003",
             f"{where}['SIGNATURE_METHOD'] is {spec.get('SIGNATURE_METHOD')!r}, which is not a "
@@ -479,7 +261,7 @@ def _account(
         auth=auth,
     )
     if not account.api_secret and not account.signature_secret:
-        _problem(
+        add_problem(
             problems,
             "E001",
             f"{where} has an API key but neither API_SECRET nor SIGNATURE_SECRET "
@@ -503,7 +285,7 @@ def _accounts(
         default = _account(str(raw["API_KEY"]), {**raw, "AUTH": auth}, SETTING_NAME, problems, auth)
     accounts: dict[str, Account] = {}
     if not isinstance(raw["ACCOUNTS"], Mapping):
-        _problem(
+        add_problem(
             problems,
             "E006",
             f"{setting('ACCOUNTS')} must be a dict of api_key -> dict.",
@@ -513,11 +295,13 @@ def _accounts(
         for key, spec in raw["ACCOUNTS"].items():
             where = f"{setting('ACCOUNTS')}[{key!r}]"
             if not isinstance(spec, Mapping):
-                _problem(problems, "E006", f"{where} must be a dict of credentials.", ACCOUNTS_HINT)
+                add_problem(
+                    problems, "E006", f"{where} must be a dict of credentials.", ACCOUNTS_HINT
+                )
                 continue
             accounts[str(key)] = _account(str(key), spec, where, problems, auth)
     if default is None and not accounts:
-        _problem(
+        add_problem(
             problems,
             "E001",
             f"No Nexmo credentials: {setting('API_KEY')} is not set and neither are the "
@@ -532,7 +316,7 @@ def _check_together(values: Mapping[str, Any], problems: list[Problem]) -> None:
     """The rules that tie two keys together."""
     backoff, backoff_max = values["retry_backoff"], values["retry_backoff_max"]
     if backoff_max < backoff:
-        _problem(
+        add_problem(
             problems,
             "E005",
             f"{setting('RETRY_BACKOFF_MAX')} ({backoff_max:g}) is smaller than "
@@ -541,7 +325,7 @@ def _check_together(values: Mapping[str, Any], problems: list[Problem]) -> None:
         )
     lease, timeout = values["lease_seconds"], values["timeout"]
     if lease <= timeout:
-        _problem(
+        add_problem(
             problems,
             "E005",
             f"{setting('LEASE_SECONDS')} ({lease:g}) must be longer than {setting('TIMEOUT')} "
@@ -550,7 +334,7 @@ def _check_together(values: Mapping[str, Any], problems: list[Problem]) -> None:
         )
     cache = values["rate_limit_cache"]
     if values["rate_limit"] and cache not in getattr(django_settings, "CACHES", {"default": None}):
-        _problem(
+        add_problem(
             problems,
             "E011",
             f"{setting('RATE_LIMIT_CACHE')} {cache!r} is not in CACHES.",
@@ -563,7 +347,7 @@ def _check_dispatch_engine(dispatch: str, problems: list[Problem]) -> None:
     missing = missing_engine(dispatch)
     if missing:
         modules, install = missing
-        _problem(
+        add_problem(
             problems,
             "E018",
             f"{setting('DISPATCH')} is {dispatch!r}, but {' or '.join(modules)} cannot be "
@@ -580,11 +364,11 @@ def build_settings(user: object) -> ConversionSettings:
     if not isinstance(user, Mapping):  # a user's settings file can hold anything
         hint = 'Write it as a dict: NEXMO_CONVERSION = {"API_KEY": ..., "API_SECRET": ...}.'
         message = f"{SETTING_NAME} must be a dict, got {type(user).__name__}."
-        _problem(problems, "E000", message, hint)
+        add_problem(problems, "E000", message, hint)
         user = {}
     unknown = sorted(str(key) for key in set(user) - set(DEFAULTS))
     if unknown:
-        _problem(
+        add_problem(
             problems,
             "W002",
             f"{SETTING_NAME} has unknown key(s): {', '.join(map(did_you_mean, unknown))}.",
