@@ -6,7 +6,7 @@ EXTRAS ?= dev
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types check matrix ci-matrix clean
+.PHONY: demo test lint types check messages docs matrix ci-matrix clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,16 @@ types: $(STAMP)
 
 check: lint types
 	$(BIN)/python -m django makemigrations --check --dry-run --settings=tests.settings --pythonpath=.
+
+# The translations (django_nexmo_conversion/locale): extract the strings into every catalog, then
+# compile them. Translate the empty and fuzzy entries in between; tests/test_translations.py
+# fails while any is left. Needs gettext (apt-get install gettext).
+LANGUAGES := de es fr pt_BR
+messages: $(STAMP)
+	cd django_nexmo_conversion && $(abspath $(BIN))/python -m django makemessages \
+		$(addprefix -l ,$(LANGUAGES)) --no-obsolete --settings=tests.settings --pythonpath=..
+	cd django_nexmo_conversion && $(abspath $(BIN))/python -m django compilemessages \
+		--settings=tests.settings --pythonpath=..
 
 # Every supported Python x Django x database, plus lint, types and package (CONTRIBUTING.md).
 matrix: $(STAMP)

@@ -41,6 +41,9 @@ DATABASES = ["sqlite", "postgres", "mariadb"]
 # extra) is built from source against libmariadb-dev.
 EXTRAS = {"sqlite": "test", "postgres": "test", "mariadb": "test,mariadb"}
 
+# The translations shipped (django_nexmo_conversion/locale, ``make messages``).
+LANGUAGES = ["de", "es", "fr", "pt_BR"]
+
 OLDEST = ("3.10", "5.2")
 NEWEST = ("3.13", "6.1")
 
@@ -172,6 +175,8 @@ def _check_wheel_contents(session: nox.Session, wheel: Path) -> None:
         f"{PACKAGE}/py.typed",
         f"{PACKAGE}/migrations/__init__.py",
         f"{PACKAGE}/migrations/0001_initial.py",
+        # Compiled translations: gettext reads the .mo, not the .po (tests/test_translations.py).
+        *(f"{PACKAGE}/locale/{lang}/LC_MESSAGES/django.mo" for lang in LANGUAGES),
     }
     missing = sorted((_package_files() | required) - names)
     if missing:
