@@ -41,6 +41,11 @@ messages: $(STAMP)
 	cd django_nexmo_conversion && $(abspath $(BIN))/python -m django compilemessages \
 		--settings=tests.settings --pythonpath=..
 
+# The documentation site, warnings as errors (as Read the Docs and the nox docs session build it).
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+	@echo "docs/_build/html/index.html"
+
 # Every supported Python x Django x database, plus lint, types and package (CONTRIBUTING.md).
 matrix: $(STAMP)
 	$(BIN)/nox

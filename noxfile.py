@@ -1,7 +1,7 @@
 """The version matrix, lint, types and packaging, as nox sessions.
 
     nox -l                      # list every session
-    nox -t ci                   # what CI runs: lint, types, package, and the tests on the
+    nox -t ci                   # what CI runs: lint, types, docs, package, and the tests on the
                                 # oldest and newest Python/Django pairs against all databases
     nox                         # everything (``make matrix``)
     nox -s lint types package
@@ -112,6 +112,15 @@ def types(session: nox.Session) -> None:
     """mypy --strict with django-stubs: oldest Python with Django 5.2, newest with Django 6.x."""
     session.install("-e", ".[dev]")
     session.run("mypy", PACKAGE)
+
+
+@nox.session(python=NEWEST[0], tags=["ci"])
+def docs(session: nox.Session) -> None:
+    """The documentation site (docs/), built as Read the Docs does, warnings as errors."""
+    session.install("-e", ".[docs]")
+    out = Path(session.create_tmp()) / "html"
+    shutil.rmtree(out, ignore_errors=True)
+    session.run("python", "-m", "sphinx", "-W", "--keep-going", "-b", "html", "docs", str(out))
 
 
 @nox.session(python=NEWEST[0], tags=["ci"])
