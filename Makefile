@@ -6,7 +6,7 @@ EXTRAS ?= dev
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types check matrix ci-matrix clean
+.PHONY: demo test lint types check messages docs matrix ci-matrix clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,21 @@ types: $(STAMP)
 
 check: lint types
 	$(BIN)/python -m django makemigrations --check --dry-run --settings=tests.settings --pythonpath=.
+
+# The translations (django_nexmo_conversion/locale): extract the strings into every catalog, then
+# compile them. Translate the empty and fuzzy entries in between; tests/test_translations.py
+# fails while any is left. Needs gettext (apt-get install gettext).
+LANGUAGES := de es fr pt_BR
+messages: $(STAMP)
+	cd django_nexmo_conversion && $(abspath $(BIN))/python -m django makemessages \
+		$(addprefix -l ,$(LANGUAGES)) --no-obsolete --settings=tests.settings --pythonpath=..
+	cd django_nexmo_conversion && $(abspath $(BIN))/python -m django compilemessages \
+		--settings=tests.settings --pythonpath=..
+
+# The documentation site, warnings as errors (as Read the Docs and the nox docs session build it).
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+	@echo "docs/_build/html/index.html"
 
 # Every supported Python x Django x database, plus lint, types and package (CONTRIBUTING.md).
 matrix: $(STAMP)

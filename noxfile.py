@@ -1,7 +1,7 @@
 """The version matrix, lint, types and packaging, as nox sessions.
 
     nox -l                      # list every session
-    nox -t ci                   # what CI runs: lint, types, package, and the tests on the
+    nox -t ci                   # what CI runs: lint, types, docs, package, and the tests on the
                                 # oldest and newest Python/Django pairs against all databases
     nox                         # everything (``make matrix``)
     nox -s lint types package
@@ -42,6 +42,9 @@ DATABASES = ["sqlite", "postgres", "mariadb"]
 # The extras each database's sessions install: psycopg is in "test"; mysqlclient (the "mariadb"
 # extra) is built from source against libmariadb-dev.
 EXTRAS = {"sqlite": "test", "postgres": "test", "mariadb": "test,mariadb"}
+
+# The translations shipped (django_nexmo_conversion/locale, ``make messages``).
+LANGUAGES = ["de", "es", "fr", "pt_BR"]
 
 OLDEST = ("3.10", "5.2")
 # Not 3.14 yet: CI's machines (like the developers') have no python3.14 installed, and a
@@ -116,6 +119,15 @@ def types(session: nox.Session) -> None:
 
 
 @nox.session(python=NEWEST[0], tags=["ci"])
+def docs(session: nox.Session) -> None:
+    """The documentation site (docs/), built as Read the Docs does, warnings as errors."""
+    session.install("-e", ".[docs]")
+    out = Path(session.create_tmp()) / "html"
+    shutil.rmtree(out, ignore_errors=True)
+    session.run("python", "-m", "sphinx", "-W", "--keep-going", "-b", "html", "docs", str(out))
+
+
+@nox.session(python=NEWEST[0], tags=["ci"])
 def package(session: nox.Session) -> None:
     """Build, twine check, install the wheel in a clean venv and smoke-test it.
 
@@ -176,6 +188,8 @@ def _check_wheel_contents(session: nox.Session, wheel: Path) -> None:
         f"{PACKAGE}/py.typed",
         f"{PACKAGE}/migrations/__init__.py",
         f"{PACKAGE}/migrations/0001_initial.py",
+        # Compiled translations: gettext reads the .mo, not the .po (tests/test_translations.py).
+        *(f"{PACKAGE}/locale/{lang}/LC_MESSAGES/django.mo" for lang in LANGUAGES),
     }
     missing = sorted((_package_files() | required) - names)
     if missing:

@@ -6,7 +6,8 @@ Run by the nox ``package`` session with the clean venv's Python, after ``manage.
 
 It checks that the package comes from that venv (not from a checkout), that its version is
 the one in the wheel's metadata, that every template it ships loads, that its static files
-(if any) are collected, that its admin pages render, and that a marked conversion reaches
+(if any) are collected, that its admin pages render (in French too, from the compiled
+catalogs), and that a marked conversion reaches
 the bundled sandbox over real HTTP with the version in the User-Agent.
 """
 
@@ -75,9 +76,25 @@ def check_admin() -> None:
                 fail(f"GET {url} answered {response.status_code}")
 
 
+def check_translations() -> None:
+    """The wheel's compiled catalogs are found: the admin speaks French when asked."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.utils import translation
+
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="smoke"))
+    with translation.override("fr"):
+        html = client.get("/admin/django_nexmo_conversion/conversion/").content.decode()
+    for text in ("Conversions Nexmo", "dernière réponse"):
+        if text not in html:
+            fail(f"the French admin lacks {text!r}: are the .mo files in the wheel?")
+
+
 def check_report(sandbox: Sandbox) -> None:
     from django_nexmo_conversion import mark_converted, record_message
     from django_nexmo_conversion.models import Conversion
+    from django_nexmo_conversion.testing import wait_for_reports
 
     message = record_message(MESSAGE_ID)
     conversion = mark_converted(message)  # default DISPATCH: reported right after commit
@@ -90,6 +107,8 @@ def check_report(sandbox: Sandbox) -> None:
     expected = f"django-nexmo-conversion/{django_nexmo_conversion.__version__}"
     if expected not in agent:
         fail(f"User-Agent {agent!r} does not name {expected}")
+    # The sandbox counts the request before the reporter thread has written Nexmo's answer.
+    wait_for_reports(timeout=10)
     status = Conversion.objects.get(pk=conversion.pk).status
     if status != "reported":
         fail(f"the conversion is {status!r} after a 200, expected 'reported'")
@@ -108,11 +127,13 @@ def main() -> None:
         templates = check_templates(package_dir)
         static = check_static(package_dir)
         check_admin()
+        check_translations()
         check_report(sandbox)
     print(
         f"verify_install: OK: django-nexmo-conversion {django_nexmo_conversion.__version__} "
         f"from {package_dir}, Django {django.get_version()}; {templates} templates loaded, "
-        f"{static} static files collected, admin rendered, one conversion reported."
+        f"{static} static files collected, admin rendered (in French too), one conversion "
+        f"reported."
     )
 
 
