@@ -51,7 +51,10 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"{reason}, so the browser tests did not run; {INSTALL_HINT}.")
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API runs an asyncio loop in this thread for as
+# long as it lives, and async_to_sync (the async views' tests, django-health-check) refuses
+# to run in a thread with a running loop. The browser tests end; the loop ends with them.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
