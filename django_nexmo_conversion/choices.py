@@ -17,7 +17,7 @@ class Status(models.TextChoices):
 
 
 class Outcome(models.TextChoices):
-    """What one attempt came to; see "Outcomes of one attempt" in the README."""
+    """What one attempt came to; see "Outcomes of one attempt" in docs/explanation/reporting.md."""
 
     REPORTED = "reported", _("Reported")
     REJECTED = "rejected", _("Rejected (parameters)")
@@ -26,7 +26,7 @@ class Outcome(models.TextChoices):
 
 
 class ReplyOutcome(models.TextChoices):
-    """What an inbound SMS came to (see the webhooks section of the README)."""
+    """What an inbound SMS came to (see docs/howto/webhooks.md)."""
 
     CONVERTED = "converted", _("Marked its message converted")
     ALREADY_CONVERTED = "already_converted", _("Its message was already converted")

@@ -120,7 +120,7 @@ ANSWER_MEANINGS = {
 
 
 def classify(status_code: int, body: str, headers: Any) -> Answer:
-    """Map an HTTP answer to the outcome table (README, "Outcomes of one attempt")."""
+    """Map an HTTP answer to the outcome table (docs, "Outcomes of one attempt")."""
     if status_code == 200:
         return Answer(Outcome.REPORTED, status_code)
     error = describe_error(status_code, body)

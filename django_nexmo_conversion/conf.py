@@ -372,7 +372,7 @@ def build_settings(user: object) -> ConversionSettings:
             problems,
             "W002",
             f"{SETTING_NAME} has unknown key(s): {', '.join(map(did_you_mean, unknown))}.",
-            "Check the spelling against the settings reference in the README; an unknown key "
+            "Check the spelling against the settings reference in the docs; an unknown key "
             "is ignored, so its value has no effect.",
         )
     raw = {**DEFAULTS, **user}

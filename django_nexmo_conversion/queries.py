@@ -54,7 +54,7 @@ WINDOW_LABELS: dict[str, StrOrPromise] = {
 }
 #: The answers that stop a run (see "Outcomes of one attempt").
 ACCOUNT_ERROR_CODES = (401, 402)
-#: Every answer that stops reporting (README, "Outcomes of one attempt"): the account errors,
+#: Every answer that stops reporting (docs, "Outcomes of one attempt"): the account errors,
 #: the endpoint errors, and any redirect.
 HALTING = Q(last_status_code__in=(*ACCOUNT_ERROR_CODES, 403, 404, 405, 406, 415)) | Q(
     last_status_code__gte=300, last_status_code__lt=400

@@ -43,7 +43,7 @@ AUTH_MODES = ("params", "basic")
 
 #: How old (or how far ahead) a conversion's time may be and still be signed as it is. Nexmo's
 #: signing scheme reads ``timestamp`` as a UNIX time against replays, while the Conversion API
-#: reads it as the conversion time (README, "Signed requests and the timestamp collision").
+#: reads it as the conversion time (docs, "Signed requests and the timestamp collision").
 #: Inside this window both readings are near enough the same instant; beyond it the request
 #: is signed with the current UNIX time instead, as Vonage's Ruby SDK does for every signed
 #: conversion. Three minutes sits inside the five-minute window Vonage documents for signed

@@ -17,7 +17,8 @@ Metrics (all gauges):
 - ``nexmo_conversion_attempts{outcome}``: attempts started in the last hour, by outcome (a
   window, not a counter since the start: the attempts table is not counted whole).
 - ``nexmo_conversion_expired_leases``: conversions held by a worker whose lease ran out.
-- ``nexmo_conversion_halted``: 1 while an account error (401/402) halts reporting.
+- ``nexmo_conversion_halted``: 1 while an account error (401/402) or an endpoint error
+  (403/404/405/406/415, a redirect) halts reporting.
 - ``nexmo_conversion_rate{country}``: converted / sent per country over ``ALERT_WINDOW``,
   when the insights feature is installed.
 """
@@ -61,7 +62,7 @@ def _families() -> dict[str, GaugeMetricFamily]:
         ),
         "halted": GaugeMetricFamily(
             "nexmo_conversion_halted",
-            "1 while an account error (HTTP 401/402) halts reporting, else 0.",
+            "1 while an account error (HTTP 401/402) or an endpoint error halts reporting, else 0.",
         ),
         "rate": GaugeMetricFamily(
             "nexmo_conversion_rate",

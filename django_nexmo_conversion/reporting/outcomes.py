@@ -79,7 +79,7 @@ class Verdict:
 def judge(
     conversion: Conversion, answer: Answer, conf: ConversionSettings, now: datetime
 ) -> Verdict:
-    """The outcome table (README, "Outcomes of one attempt") for one answer."""
+    """The outcome table (docs, "Outcomes of one attempt") for one answer."""
     attempt_count = conversion.attempt_count + 1
     changes: dict[str, Any] = {
         "claim_token": "",

@@ -139,7 +139,7 @@ class Sandbox:
         self.hang_seconds = hang_seconds
         self.retry_after = retry_after
         #: Seconds a signed request's ``timestamp`` may be from now (None: not checked), to
-        #: rehearse the timestamp collision (README, "Signed requests and the timestamp
+        #: rehearse the timestamp collision (docs, "Signed requests and the timestamp
         #: collision").
         self.signature_max_age = signature_max_age
         #: API key -> the status every request with that key is answered (a 401 for one
