@@ -26,6 +26,7 @@ from typing import Any, Literal, Protocol, TypeAlias
 from urllib.parse import parse_qsl
 
 from ..signing import LEGACY_METHOD, SIGNATURE_METHODS, verify
+from ..wire import TIMESTAMP_FORMAT, TIMESTAMP_SHAPE
 
 __all__ = [
     "CHANNELS",
@@ -59,10 +60,6 @@ Fault: TypeAlias = Literal["drop", "hang"]
 ScriptItem: TypeAlias = int | Fault
 FAULTS: tuple[Fault, ...] = ("drop", "hang")
 
-TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
-# strptime alone accepts unpadded fields ("2024-1-2 3:4:5"); the API documents the padded form,
-# so the sandbox insists on it to catch a client that formats timestamps loosely.
-_TIMESTAMP_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 # Compared case-insensitively: both Python SDKs send str(True) == "True", and the API takes it.
 _DELIVERED_VALUES = frozenset({"true", "false", "0", "1"})
 # Nexmo's signing scheme reads ``timestamp`` as a UNIX time (Vonage's Ruby SDK sends one).
@@ -393,7 +390,9 @@ def _validate(params: Mapping[str, str]) -> Answer | None:
 
 
 def _is_timestamp(value: str) -> bool:
-    if not _TIMESTAMP_SHAPE.fullmatch(value):
+    # strptime alone accepts unpadded fields ("2024-1-2 3:4:5"); the API documents the padded form,
+    # so the sandbox insists on it to catch a client that formats timestamps loosely.
+    if not TIMESTAMP_SHAPE.fullmatch(value):
         return False
     try:
         datetime.strptime(value, TIMESTAMP_FORMAT)

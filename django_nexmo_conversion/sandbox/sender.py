@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from ..signing import LEGACY_METHOD, SIGNATURE_METHODS, sign
+from ..wire import TIMESTAMP_FORMAT
 from .rules import DEFAULT_API_KEY
 
 if TYPE_CHECKING:
@@ -53,7 +54,6 @@ DEFAULT_HANDSET = "447700900001"
 RECEIPT_STATUSES = ("delivered", "expired", "failed", "rejected", "accepted", "buffered", "unknown")
 #: Vonage's ``err-code`` 0 is "delivered"; 1 is "unknown" (the sample for a failure).
 _OK_STATUSES = frozenset({"delivered", "accepted", "buffered"})
-_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 _BODY_LIMIT = 300
 
 
@@ -169,7 +169,7 @@ class WebhookSender:
             "text": text,
             "type": "text" if text.isascii() else "unicode",
             "keyword": words[0].upper() if words else "",
-            "message-timestamp": _utc(at).strftime(_TIMESTAMP_FORMAT),
+            "message-timestamp": _utc(at).strftime(TIMESTAMP_FORMAT),
             "api-key": self.api_key,
         }
 
@@ -197,7 +197,7 @@ class WebhookSender:
             if err_code is not None
             else ("0" if status in _OK_STATUSES else "1"),
             "api-key": self.api_key,
-            "message-timestamp": when.strftime(_TIMESTAMP_FORMAT),
+            "message-timestamp": when.strftime(TIMESTAMP_FORMAT),
         }
 
     def sign(self, params: Mapping[str, str], *, now: float | None = None) -> dict[str, str]:
