@@ -14,6 +14,8 @@
 | E009 | ``LINK_ALLOWED_HOSTS`` is not a list of host names              |
 | E010 | ``CELERY_TASK_OPTIONS`` / ``DJANGO_TASKS_USING`` is not a dict  |
 | E011 | ``RATE_LIMIT_CACHE`` is not in ``CACHES``                       |
+| E015 | ``DEFAULT_REGION`` is not an ISO 3166-1 alpha-2 country code  |
+| E016 | an ``ALERT_*`` value out of range                               |
 | W002 | unknown keys in ``NEXMO_CONVERSION``                            |
 | W003 | webhooks routed but unauthenticated (deploy check: ``--deploy``) |
 | W004 | ``DISPATCH="background"`` under uWSGI without threads          |

@@ -71,6 +71,12 @@ DEFAULTS: dict[str, Any] = {
     # How long a claimed conversion stays with its worker before another may take it over.
     # Not in the public table: it must exceed TIMEOUT, and the default does by a wide margin.
     "LEASE_SECONDS": 300,
+    # Insights: the country of numbers recorded in national format, and the low-conversion
+    # alert (a rate below ALERT_MIN_RATE on ALERT_MIN_MESSAGES or more in ALERT_WINDOW s).
+    "DEFAULT_REGION": None,
+    "ALERT_WINDOW": 3600,
+    "ALERT_MIN_MESSAGES": 100,
+    "ALERT_MIN_RATE": 0.1,
 }
 
 #: Environment variables read when a credential is not in the settings dict, in order.
@@ -128,6 +134,10 @@ class ConversionSettings:
     reply_filter: str | None
     webhook_max_age: float
     report_failed_receipts: bool
+    default_region: str | None
+    alert_window: float
+    alert_min_messages: int
+    alert_min_rate: float
     problems: tuple[Problem, ...]
 
     def account_for(self, api_key: str | None) -> Account:
@@ -252,6 +262,42 @@ def base_url(key: str, value: Any, problems: list[Problem]) -> str:
     return url
 
 
+def region(key: str, value: Any, problems: list[Problem]) -> str | None:
+    """An ISO 3166-1 alpha-2 code (upper case) phone numbers can be read in, or None."""
+    if value is None:
+        return None
+    # Imported here: only this parser needs phonenumbers, and conf knows no consumer.
+    from .geography import is_region
+
+    code = value.upper() if isinstance(value, str) else value
+    if not is_region(code):
+        _problem(
+            problems,
+            "E015",
+            f"{setting(key)} {value!r} is not an ISO 3166-1 alpha-2 country code (e.g. 'GB').",
+        )
+        return None
+    return str(code)
+
+
+def alert_number(*, minimum: float, maximum: float, default: float, whole: bool = False) -> Parser:
+    """A number in [minimum, maximum] for an ``ALERT_*`` key (check id E016)."""
+
+    def parse(key: str, value: Any, problems: list[Problem]) -> float:
+        wrong_type = isinstance(value, bool) or not isinstance(value, (int, float))
+        if wrong_type or not minimum <= value <= maximum or (whole and isinstance(value, float)):
+            kind = "a whole number" if whole else "a number"
+            _problem(
+                problems,
+                "E016",
+                f"{setting(key)} must be {kind} from {minimum:g} to {maximum:g}, got {value!r}.",
+            )
+            return int(default) if whole else default
+        return int(value) if whole else float(value)
+
+    return parse
+
+
 def text(key: str, value: Any, problems: list[Problem]) -> str:
     return str(value)
 
@@ -285,6 +331,13 @@ SPECS: dict[str, tuple[str, Parser]] = {
     "WEBHOOK_MAX_AGE": ("webhook_max_age", number(minimum=1, default=300.0)),
     "REPORT_FAILED_RECEIPTS": ("report_failed_receipts", flag),
     "LEASE_SECONDS": ("lease_seconds", number(minimum=1, default=300.0)),
+    "DEFAULT_REGION": ("default_region", region),
+    "ALERT_WINDOW": ("alert_window", alert_number(minimum=60, maximum=30 * 86400, default=3600)),
+    "ALERT_MIN_MESSAGES": (
+        "alert_min_messages",
+        alert_number(minimum=1, maximum=10**9, default=100, whole=True),
+    ),
+    "ALERT_MIN_RATE": ("alert_min_rate", alert_number(minimum=0, maximum=1, default=0.1)),
 }
 
 

@@ -16,8 +16,9 @@ from asgiref.sync import sync_to_async
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
-from . import dispatch, privacy, signals
+from . import dispatch, geography, privacy, signals, stats
 from .choices import Channel, MarkOutcome, Status
+from .conf import get_settings
 from .exceptions import ConversionInputError
 from .models import Conversion, SentMessage
 from .validation import (
@@ -25,6 +26,7 @@ from .validation import (
     clean_channel,
     clean_delivered,
     clean_message_id,
+    clean_network,
     clean_recipient,
     clean_sms_response,
     clean_target,
@@ -35,9 +37,28 @@ logger = logging.getLogger("django_nexmo_conversion")
 
 
 def _recipient_fields(recipient: object) -> dict[str, str]:
-    """``recipient`` and ``recipient_hash`` as ``RECIPIENT_STORAGE`` says (see ``privacy``)."""
-    stored = privacy.store(clean_recipient(recipient))
-    return {"recipient": stored.recipient, "recipient_hash": stored.recipient_hash}
+    """``recipient`` and ``recipient_hash`` as ``RECIPIENT_STORAGE`` says (see ``privacy``),
+    and the number's ``country``, taken from the full number whatever is stored of it."""
+    number = clean_recipient(recipient)
+    stored = privacy.store(number)
+    country = geography.country_of(number, get_settings().default_region) if number else ""
+    return {
+        "recipient": stored.recipient,
+        "recipient_hash": stored.recipient_hash,
+        "country": country,
+    }
+
+
+def _record(channel: str, message_id: str, fields: dict[str, Any]) -> SentMessage:
+    """Get or create the message; a new one is counted in the rollups in the same
+    transaction (so a rolled-back send leaves no count behind)."""
+    with transaction.atomic():
+        message, created = SentMessage.objects.get_or_create(
+            channel=channel, message_id=message_id, defaults=fields
+        )
+        if created:
+            stats.count_sent(message)
+    return message
 
 
 def record_message(
@@ -60,10 +81,7 @@ def record_message(
         "api_key": clean_api_key(api_key),
         **clean_target(target),
     }
-    message, _created = SentMessage.objects.get_or_create(
-        channel=clean_channel(channel), message_id=clean_message_id(message_id), defaults=fields
-    )
-    return message
+    return _record(clean_channel(channel), clean_message_id(message_id), fields)
 
 
 @dataclass(frozen=True)
@@ -104,6 +122,7 @@ def record_sms_response(
 ) -> RecordedMessages:
     """Record every part the SMS API accepted (``status == "0"``) in its response.
 
+    Each part's ``network`` (MCCMNC) is kept for the insights.
     ``response`` is the SMS API's answer as a dict (Vonage SDK v3 ``sms.send_message``), JSON
     text, a v4 ``vonage_sms.SmsResponse`` or a v4 ``PartialFailureError``. The parts are one
     send: parts 2..n get the first accepted part as ``parent``. Refused parts are not recorded
@@ -130,7 +149,11 @@ def record_sms_response(
     rows = [
         (
             clean_message_id(part.get("message-id", part.get("message_id"))),
-            {**shared, **_recipient_fields(part.get("to"))},
+            {
+                **shared,
+                **_recipient_fields(part.get("to")),
+                "network": clean_network(part.get("network")),
+            },
         )
         for part in accepted
     ]
@@ -141,10 +164,7 @@ def record_sms_response(
                 fields["parent"] = recorded[0]
             else:
                 fields["has_parts"] = len(rows) > 1
-            message, _created = SentMessage.objects.get_or_create(
-                channel=Channel.SMS, message_id=message_id, defaults=fields
-            )
-            recorded.append(message)
+            recorded.append(_record(Channel.SMS, message_id, fields))
     if failed:
         logger.warning(
             "SMS API refused %d of %d part(s) (status %s); they were not recorded.",
@@ -165,14 +185,21 @@ def _create_conversion(message: SentMessage, delivered: bool, at: datetime) -> C
     }
     try:
         if not connection.in_atomic_block:
-            # Autocommit: the INSERT is its own transaction and a duplicate spoils nothing,
-            # so no BEGIN/COMMIT pair around it (two fewer queries on the request path).
-            return Conversion.objects.create(**fields)
+            # Autocommit: the INSERT and its count in the rollups commit together; a
+            # duplicate rolls back the pair and spoils nothing.
+            with transaction.atomic():
+                conversion = Conversion.objects.create(**fields)
+                if delivered:
+                    stats.count_converted(message, at)
+            return conversion
         # A savepoint, so a duplicate does not break the caller's transaction.
         with transaction.atomic():
-            return Conversion.objects.create(**fields)
+            conversion = Conversion.objects.create(**fields)
     except IntegrityError:
         return None
+    if delivered:
+        stats.count_converted(message, at)
+    return conversion
 
 
 def _mark_one(sent: SentMessage, delivered: bool, at: datetime) -> Conversion:
@@ -186,15 +213,18 @@ def _mark_one(sent: SentMessage, delivered: bool, at: datetime) -> Conversion:
     conversion = Conversion.objects.get(message=sent)
     conversion.marked = MarkOutcome.FOUND
     if delivered and not conversion.delivered:
-        upgraded = Conversion.objects.filter(
-            pk=conversion.pk, delivered=False, status__in=[Status.PENDING, Status.FAILED]
-        ).update(
-            delivered=True,
-            timestamp=at,
-            status=Status.PENDING,
-            attempt_count=0,
-            next_attempt_at=timezone.now(),
-        )
+        with transaction.atomic():
+            upgraded = Conversion.objects.filter(
+                pk=conversion.pk, delivered=False, status__in=[Status.PENDING, Status.FAILED]
+            ).update(
+                delivered=True,
+                timestamp=at,
+                status=Status.PENDING,
+                attempt_count=0,
+                next_attempt_at=timezone.now(),
+            )
+            if upgraded:  # only the writer whose UPDATE matched counts it
+                stats.count_converted(sent, at)
         if upgraded:
             conversion.refresh_from_db()
             conversion.marked = MarkOutcome.UPGRADED

@@ -21,6 +21,7 @@ from .models import MESSAGE_ID_MAX_LENGTH
 FUTURE_TOLERANCE = timedelta(minutes=5)
 _PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")  # no space, no control or non-ASCII characters
 _MSISDN = re.compile(r"[0-9]{3,20}")
+_MCCMNC = re.compile(r"[0-9]{5,6}")
 
 
 def clean_message_id(message_id: object) -> str:
@@ -61,6 +62,18 @@ def clean_recipient(recipient: object) -> str:
             f"recipient {recipient!r} is not a phone number (digits, optionally with a leading +)."
         )
     return digits
+
+
+def clean_network(network: object) -> str:
+    """An MCCMNC (5 or 6 digits) as the SMS API's ``network`` or a receipt's
+    ``network-code`` gives it, or ``""`` for none."""
+    if network is None or network == "":
+        return ""
+    if not isinstance(network, str) or not _MCCMNC.fullmatch(network):
+        raise ConversionInputError(
+            f"network must be an MCCMNC code (5 or 6 digits), got {network!r}."
+        )
+    return network
 
 
 def clean_timestamp(value: object, *, name: str = "timestamp") -> datetime:
