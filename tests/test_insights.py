@@ -204,9 +204,8 @@ def test_the_traffic_has_what_the_recount_must_tell_apart(traffic: None):
     # US: 2 by link; the delivered=False one is not converted.
     assert (rates["US"].sent, rates["US"].converted) == (5, 2)
     networks = {row.key: row for row in conversion_rates(by="network")}
-    assert (
-        networks["23410"].sent == 1 and networks["23410"].converted == 1
-    )  # moved with its receipt
+    # Moved with its receipt:
+    assert (networks["23410"].sent, networks["23410"].converted) == (1, 1)
     assert networks["23415"].label.startswith("Vodafone")
 
 
