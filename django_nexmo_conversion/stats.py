@@ -17,7 +17,7 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F, Subquery
 
 from .models import (
@@ -29,6 +29,7 @@ from .models import (
 )
 
 __all__ = [
+    "COUNT_FIELDS",
     "KEY_FIELDS",
     "contribution",
     "count_converted",
@@ -42,6 +43,8 @@ __all__ = [
 
 #: The columns that name a rollup row besides its hour.
 KEY_FIELDS = ("channel", "api_key", "country", "network")
+#: The columns that count.
+COUNT_FIELDS = ("sent", "delivered", "converted", *SECONDS_TO_CONVERT_FIELDS)
 
 Key = dict[str, Any]
 Deltas = dict[str, int]
@@ -64,16 +67,46 @@ def key_of(message: SentMessage) -> Key:
 
 
 def _bump(key: Mapping[str, Any], deltas: Mapping[str, int]) -> None:
-    changes = {name: F(name) + delta for name, delta in deltas.items() if delta}
+    changes = {name: delta for name, delta in deltas.items() if delta}
     if not changes:
         return
     rows = ConversionStat.objects.filter(**key)
-    if rows.update(**changes):
-        return
-    # The first change of this hour and destination: create the row, then count. Ignoring
-    # conflicts makes a concurrent creator's row ours too; the UPDATE then adds to it.
-    ConversionStat.objects.bulk_create([ConversionStat(**key)], ignore_conflicts=True)
-    rows.update(**changes)
+    if not rows.update(**{name: F(name) + delta for name, delta in changes.items()}):
+        # The first change of this hour and destination: create the row and count in one
+        # statement. (An INSERT IGNORE and then an UPDATE would leave InnoDB holding a shared
+        # lock on a row a concurrent creator inserted, which the UPDATE must upgrade: two
+        # such writers deadlock.)
+        _upsert(key, changes)
+
+
+def _upsert(key: Mapping[str, Any], changes: Mapping[str, int]) -> None:
+    """``INSERT ... ON CONFLICT DO UPDATE SET n = n + d`` (``ON DUPLICATE KEY UPDATE`` on
+    MySQL/MariaDB): the row with ``changes`` as its counts, or ``changes`` added to it."""
+    connection = connections[ConversionStat.objects.db]
+    quote = connection.ops.quote_name
+    meta = ConversionStat._meta
+    table = quote(meta.db_table)
+    # Every count column is given: the table has no database defaults.
+    totals = {name: changes.get(name, 0) for name in COUNT_FIELDS}
+    fields = [meta.get_field(name) for name in [*key, *totals]]
+    values = [*key.values(), *totals.values()]
+    params = [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(fields, values, strict=True)
+    ]
+    columns = ", ".join(quote(field.column) for field in fields)
+    holes = ", ".join(["%s"] * len(fields))
+    counts = [quote(meta.get_field(name).column) for name in changes]
+    if connection.vendor == "mysql":
+        assign = ", ".join(f"{c} = {c} + %s" for c in counts)
+        conflict = f"ON DUPLICATE KEY UPDATE {assign}"
+    else:  # PostgreSQL, SQLite (3.24+)
+        unique = ", ".join(quote(meta.get_field(name).column) for name in ("hour", *KEY_FIELDS))
+        assign = ", ".join(f"{c} = {table}.{c} + %s" for c in counts)
+        conflict = f"ON CONFLICT ({unique}) DO UPDATE SET {assign}"
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({holes}) {conflict}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *changes.values()])
 
 
 def count_sent(message: SentMessage) -> None:
@@ -91,13 +124,22 @@ def count_converted(message: SentMessage, timestamp: datetime) -> None:
     """Count a new ``delivered=True`` conversion of ``message`` (converted at ``timestamp``).
 
     Call it in the transaction that stores the conversion. The network is read from the row,
-    not from ``message``: a receipt may have set it since ``message`` was loaded, and the
-    conversion's foreign key holds that row against a concurrent :func:`move` until commit.
+    not from ``message`` (a receipt may have set it since ``message`` was loaded), and the
+    message row must be locked before the rollup row, as :func:`move`'s callers (receipts)
+    lock it first too: then a receipt moving the message's counts waits for this transaction
+    or is waited for, never interleaves, and the two cannot deadlock. MariaDB's foreign-key
+    check on the conversion's INSERT already holds a shared lock on the message; PostgreSQL
+    defers that check to COMMIT (Django's foreign keys are ``DEFERRABLE INITIALLY
+    DEFERRED``), so there the UPDATE's subquery takes the lock itself (asking MariaDB for it
+    too would upgrade its shared lock, which deadlocks against a waiting receipt).
     """
     if message.parent_id is None:
         deltas = _converted_deltas(message, timestamp)
-        network = SentMessage.objects.filter(pk=message.pk).values("network")[:1]
-        key = {**key_of(message), "network": Subquery(network)}
+        features = connections[SentMessage.objects.db].features
+        network = SentMessage.objects.filter(pk=message.pk)
+        if features.has_select_for_update and features.can_defer_constraint_checks:
+            network = network.select_for_update(no_key=features.has_select_for_no_key_update)
+        key = {**key_of(message), "network": Subquery(network.values("network")[:1])}
         changes = {name: F(name) + delta for name, delta in deltas.items()}
         if not ConversionStat.objects.filter(**key).update(**changes):
             # No row yet (a message counted before the rollups existed): create it.
