@@ -17,7 +17,7 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections, models, transaction
 from django.db.models import F, Subquery
 
 from .models import (
@@ -79,6 +79,18 @@ def _bump(key: Mapping[str, Any], deltas: Mapping[str, int]) -> None:
         _upsert(key, changes)
 
 
+def _column(name: str) -> models.Field[Any, Any]:
+    field = ConversionStat._meta.get_field(name)
+    assert isinstance(field, models.Field)  # the rollups have no relations
+    return field
+
+
+def _quoted_column(name: str) -> str:
+    column = _column(name).column
+    assert column is not None  # every rollup field has a column
+    return connections[ConversionStat.objects.db].ops.quote_name(column)
+
+
 def _upsert(key: Mapping[str, Any], changes: Mapping[str, int]) -> None:
     """``INSERT ... ON CONFLICT DO UPDATE SET n = n + d`` (``ON DUPLICATE KEY UPDATE`` on
     MySQL/MariaDB): the row with ``changes`` as its counts, or ``changes`` added to it."""
@@ -88,20 +100,20 @@ def _upsert(key: Mapping[str, Any], changes: Mapping[str, int]) -> None:
     table = quote(meta.db_table)
     # Every count column is given: the table has no database defaults.
     totals = {name: changes.get(name, 0) for name in COUNT_FIELDS}
-    fields = [meta.get_field(name) for name in [*key, *totals]]
+    fields = [_column(name) for name in [*key, *totals]]
     values = [*key.values(), *totals.values()]
     params = [
         field.get_db_prep_save(value, connection)
         for field, value in zip(fields, values, strict=True)
     ]
-    columns = ", ".join(quote(field.column) for field in fields)
+    columns = ", ".join(_quoted_column(name) for name in [*key, *totals])
     holes = ", ".join(["%s"] * len(fields))
-    counts = [quote(meta.get_field(name).column) for name in changes]
+    counts = [_quoted_column(name) for name in changes]
     if connection.vendor == "mysql":
         assign = ", ".join(f"{c} = {c} + %s" for c in counts)
         conflict = f"ON DUPLICATE KEY UPDATE {assign}"
     else:  # PostgreSQL, SQLite (3.24+)
-        unique = ", ".join(quote(meta.get_field(name).column) for name in ("hour", *KEY_FIELDS))
+        unique = ", ".join(_quoted_column(name) for name in ("hour", *KEY_FIELDS))
         assign = ", ".join(f"{c} = {table}.{c} + %s" for c in counts)
         conflict = f"ON CONFLICT ({unique}) DO UPDATE SET {assign}"
     sql = f"INSERT INTO {table} ({columns}) VALUES ({holes}) {conflict}"  # noqa: S608
