@@ -33,7 +33,16 @@ from .models import (
 )
 from .stats import hour_of
 
-__all__ = ["BY", "Alert", "RateRow", "conversion_rates", "low_conversion_alerts", "quantile"]
+__all__ = [
+    "BY",
+    "Alert",
+    "RateRow",
+    "active_alerts",
+    "conversion_rates",
+    "daily_rates",
+    "low_conversion_alerts",
+    "quantile",
+]
 
 #: What ``conversion_rates`` can group by.
 BY = ("country", "network", "channel", "api_key", "day")
@@ -139,6 +148,20 @@ def conversion_rates(
         grouped = rows.values(by).annotate(**_sums())
         result = [_row(by, str(row[by]), row) for row in grouped]
         return sorted(result, key=lambda row: (-row.sent, row.key))
+    return _by_day(rows)
+
+
+def daily_rates(
+    *, by: str, key: str, since: datetime | None = None, until: datetime | None = None
+) -> list[RateRow]:
+    """:func:`conversion_rates` by day for one country or network (``by``), oldest first:
+    the rate over time of one destination."""
+    if by not in ALERT_BY:
+        raise ConversionInputError(f"by must be one of {', '.join(ALERT_BY)}, got {by!r}.")
+    return _by_day(_period(since, until).filter(**{by: key}))
+
+
+def _by_day(rows: QuerySet[ConversionStat]) -> list[RateRow]:
     # Days: sum the hours in Python, cut at local midnights (exact in any whole-hour zone).
     days: dict[str, dict[str, int]] = {}
     hours: Iterable[Mapping[str, Any]] = rows.values("hour").annotate(**_sums())
@@ -147,7 +170,7 @@ def conversion_rates(
         totals = days.setdefault(day, dict.fromkeys(_COUNTS, 0))
         for name in _COUNTS:
             totals[name] += int(row[name] or 0)
-    return [_row(by, day, counts) for day, counts in sorted(days.items())]
+    return [_row("day", day, counts) for day, counts in sorted(days.items())]
 
 
 def _low(by: str, rows: Iterable[RateRow], window: float) -> list[Alert]:
@@ -179,6 +202,13 @@ def _is_new(alert: Alert, now: datetime) -> bool:
         active=True, raised_at=now, **state
     )
     return bool(flipped)
+
+
+def active_alerts() -> list[ConversionAlert]:
+    """The alerts raised and not cleared at the last look (:func:`low_conversion_alerts`,
+    which every sweep of the background reporter and every ``report_conversions`` run takes):
+    one small query, for pages that must stay cheap (the dashboard)."""
+    return list(ConversionAlert.objects.filter(active=True).order_by("-raised_at"))
 
 
 def low_conversion_alerts(*, now: datetime | None = None) -> list[Alert]:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from ..backends import BaseBackend, get_backend
 from ..choices import Status
 from ..conf import ConversionSettings, get_settings
+from ..insights import low_conversion_alerts
 from ..models import Conversion
 from ..non_conversion import mark_non_conversions
 from ..ratelimit import RateLimiter
@@ -335,10 +336,14 @@ def report_due(
     progress: Callable[[ReportResult], None] | None = None,
 ) -> ReportResult:
     """The periodic job: mark the non-conversions whose window closed, then report whatever
-    is due (new conversions, retries, leftovers of a dead worker)."""
+    is due (new conversions, retries, leftovers of a dead worker); then look for
+    low-conversion destinations (``conversion_rate_low`` fires once per new alert)."""
     marked = mark_non_conversions()
     result = report_pending(
         limit=limit, concurrency=concurrency, should_stop=should_stop, progress=progress
     )
     result.non_conversions = marked
+    # Two small queries on the hourly rollups: cheap enough for every sweep, and a sweep
+    # is what makes an alert fire even when nobody looks at the admin.
+    low_conversion_alerts()
     return result
