@@ -58,7 +58,7 @@ def test_the_funnel_and_the_chart(admin_client: Client):
         assert f'data-step="{step}">{total}<' in html
     assert '<svg class="nexmo-chart"' in html  # the busiest country, charted by default
     charted = admin_client.get(INSIGHTS, {"chart": "network:20801"}).content.decode()
-    assert "Conversion rate per day: 20801" in charted
+    assert "Conversion rate per day: Orange" in charted
     assert 'data-sent="4"' in charted  # today's FR sends on that network: 4 long SMS
 
 

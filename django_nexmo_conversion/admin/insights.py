@@ -159,6 +159,10 @@ def render_insights(request: HttpRequest, model_admin: ReportPermissionMixin) ->
         "chart": svg,
         "chart_by": chosen_by,
         "chart_key": chosen_key,
+        "chart_label": next(
+            (item["row"].label for table in tables for item in table["rows"] if item["chosen"]),
+            chosen_key,
+        ),
         "time_zone": timezone.get_current_timezone_name(),
     }
     request.current_app = model_admin.admin_site.name
