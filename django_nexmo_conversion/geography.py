@@ -15,7 +15,7 @@ from typing import Any
 
 import phonenumbers
 
-__all__ = ["country_label", "country_of", "is_region", "network_label"]
+__all__ = ["country_label", "country_of", "is_region", "network_label", "operators"]
 
 #: An MCCMNC: a 3-digit mobile country code and a 2- or 3-digit network code.
 MCCMNC_RE = re.compile(r"[0-9]{5,6}")
@@ -60,7 +60,9 @@ def _parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
 
 
 @lru_cache(maxsize=1)
-def _operators() -> dict[str, Any]:
+def operators() -> dict[str, Any]:
+    """MCCMNC -> operator data from ``mcc-mnc-p1`` (empty without the ``[insights]`` extra);
+    read once per process (``operators.cache_clear()`` reads it again)."""
     try:
         from mcc_mnc_lut.p1_mnc import P1_MNC  # type: ignore[import-not-found, import-untyped, unused-ignore]
     except ImportError:  # the [insights] extra is not installed: labels are the codes
@@ -82,7 +84,7 @@ def country_label(code: str) -> str:
 
 def network_label(mccmnc: str) -> str:
     """``"23415"`` -> ``"Vodafone (United Kingdom)"``; the code itself when unknown."""
-    entry = _operators().get(mccmnc)
+    entry = operators().get(mccmnc)
     if isinstance(entry, list):
         # One code used in several territories (310260: the US, Puerto Rico, ...): the
         # operator is the same, the country would be a guess, so it is left out.

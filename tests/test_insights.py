@@ -340,3 +340,37 @@ def test_an_alert_that_clears_and_comes_back_is_signalled_again(pumped: None):
         assert received.count(("country", "FR")) == 2
     finally:
         conversion_rate_low.disconnect(listener)
+
+
+def test_labels_fall_back_to_the_codes_without_the_insights_extra(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    import sys
+
+    from django_nexmo_conversion import geography
+
+    assert geography.network_label("20801").startswith("Orange")
+    assert geography.country_label("FR") == "France"
+    # None in sys.modules makes the import raise ImportError, as when not installed.
+    monkeypatch.setitem(sys.modules, "mcc_mnc_lut.p1_mnc", None)
+    monkeypatch.setitem(sys.modules, "pycountry", None)
+    geography.operators.cache_clear()
+    try:
+        assert geography.network_label("20801") == "20801"
+        assert geography.country_label("FR") == "FR"
+    finally:
+        geography.operators.cache_clear()
+
+
+def test_default_region_and_alert_settings_are_checked(settings: Any):
+    from django_nexmo_conversion.conf import build_settings
+
+    problems = build_settings(
+        {"API_KEY": "k", "API_SECRET": "s", "DEFAULT_REGION": "UK", "ALERT_MIN_RATE": 2}
+    ).problems
+    ids = sorted(problem.id for problem in problems)
+    assert ids == ["E015", "E016"]
+    assert "DEFAULT_REGION" in next(p.msg for p in problems if p.id == "E015")
+    assert "ALERT_MIN_RATE" in next(p.msg for p in problems if p.id == "E016")
+    good = build_settings({"API_KEY": "k", "API_SECRET": "s", "DEFAULT_REGION": "gb"})
+    assert (good.default_region, good.problems) == ("GB", ())
