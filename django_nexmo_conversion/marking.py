@@ -51,13 +51,21 @@ def _recipient_fields(recipient: object) -> dict[str, str]:
 
 def _record(channel: str, message_id: str, fields: dict[str, Any]) -> SentMessage:
     """Get or create the message; a new one is counted in the rollups in the same
-    transaction (so a rolled-back send leaves no count behind)."""
-    with transaction.atomic():
-        message, created = SentMessage.objects.get_or_create(
-            channel=channel, message_id=message_id, defaults=fields
-        )
-        if created:
+    transaction (so a rolled-back send leaves no count behind).
+
+    The lookup runs before the transaction, so the transaction's first statement is a
+    write: on SQLite a transaction that reads first and then writes cannot wait for another
+    process's write lock and fails at once with "database is locked".
+    """
+    found = SentMessage.objects.filter(channel=channel, message_id=message_id).first()
+    if found is not None:
+        return found
+    try:
+        with transaction.atomic():
+            message = SentMessage.objects.create(channel=channel, message_id=message_id, **fields)
             stats.count_sent(message)
+    except IntegrityError:  # recorded by a concurrent caller since the lookup
+        return SentMessage.objects.get(channel=channel, message_id=message_id)
     return message
 
 
