@@ -37,6 +37,8 @@ APP_TABLES = (
     "django_nexmo_conversion_conversionattempt",
     "django_nexmo_conversion_conversion",
     "django_nexmo_conversion_sentmessage",
+    "django_nexmo_conversion_conversionstat",
+    "django_nexmo_conversion_conversionalert",
 )
 
 

@@ -19,6 +19,8 @@
 | E014 | ``VERIFY`` is not None, a bool or an existing CA bundle path    |
 | E017 | a ``STATUS_*`` threshold is not a (warning, critical) pair      |
 | E018 | ``DISPATCH`` names a queue whose engine cannot be imported      |
+| E015 | ``DEFAULT_REGION`` is not an ISO 3166-1 alpha-2 country code  |
+| E016 | an ``ALERT_*`` value out of range                               |
 | W002 | unknown keys in ``NEXMO_CONVERSION``                            |
 | W003 | webhooks routed but unauthenticated (deploy check: ``--deploy``) |
 | W004 | ``DISPATCH="background"`` under uWSGI without threads          |

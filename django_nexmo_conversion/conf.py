@@ -28,6 +28,7 @@ from .setting_values import (
     Problem,
     Thresholds,
     add_problem,
+    alert_number,
     base_url,
     ca_bundle,
     choice,
@@ -38,6 +39,7 @@ from .setting_values import (
     number,
     optional_dotted_path,
     proxies,
+    region,
     setting,
     text,
     thresholds,
@@ -110,6 +112,12 @@ DEFAULTS: dict[str, Any] = {
     "STATUS_EXPIRED_LEASES": (1, None),
     # Attempts in the last hour that did not report (rejected or transient).
     "STATUS_FAILURES": (10, 100),
+    # Insights: the country of numbers recorded in national format, and the low-conversion
+    # alert (a rate below ALERT_MIN_RATE on ALERT_MIN_MESSAGES or more in ALERT_WINDOW s).
+    "DEFAULT_REGION": None,
+    "ALERT_WINDOW": 3600,
+    "ALERT_MIN_MESSAGES": 100,
+    "ALERT_MIN_RATE": 0.1,
 }
 
 #: Environment variables read when a credential is not in the settings dict, in order.
@@ -160,6 +168,10 @@ class ConversionSettings:
     status_oldest_due: Thresholds
     status_expired_leases: Thresholds
     status_failures: Thresholds
+    default_region: str | None
+    alert_window: float
+    alert_min_messages: int
+    alert_min_rate: float
     problems: tuple[Problem, ...]
     auth: str = "params"
     proxies: Mapping[str, str | None] | None = None
@@ -226,6 +238,13 @@ SPECS: dict[str, tuple[str, Parser]] = {
         thresholds(DEFAULTS["STATUS_EXPIRED_LEASES"]),
     ),
     "STATUS_FAILURES": ("status_failures", thresholds(DEFAULTS["STATUS_FAILURES"])),
+    "DEFAULT_REGION": ("default_region", region),
+    "ALERT_WINDOW": ("alert_window", alert_number(minimum=60, maximum=30 * 86400, default=3600)),
+    "ALERT_MIN_MESSAGES": (
+        "alert_min_messages",
+        alert_number(minimum=1, maximum=10**9, default=100, whole=True),
+    ),
+    "ALERT_MIN_RATE": ("alert_min_rate", alert_number(minimum=0, maximum=1, default=0.1)),
 }
 
 

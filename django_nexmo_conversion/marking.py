@@ -17,8 +17,9 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from . import dispatch, privacy, signals
+from . import dispatch, geography, privacy, signals, stats
 from .choices import Channel, MarkOutcome, Status
+from .conf import get_settings
 from .exceptions import ConversionInputError
 from .models import Conversion, SentMessage
 from .validation import (
@@ -27,6 +28,7 @@ from .validation import (
     clean_conversion_time,
     clean_delivered,
     clean_message_id,
+    clean_network,
     clean_recipient,
     clean_sms_response,
     clean_target,
@@ -37,9 +39,36 @@ logger = logging.getLogger("django_nexmo_conversion")
 
 
 def _recipient_fields(recipient: object) -> dict[str, str]:
-    """``recipient`` and ``recipient_hash`` as ``RECIPIENT_STORAGE`` says (see ``privacy``)."""
-    stored = privacy.store(clean_recipient(recipient))
-    return {"recipient": stored.recipient, "recipient_hash": stored.recipient_hash}
+    """``recipient`` and ``recipient_hash`` as ``RECIPIENT_STORAGE`` says (see ``privacy``),
+    and the number's ``country``, taken from the full number whatever is stored of it."""
+    number = clean_recipient(recipient)
+    stored = privacy.store(number)
+    country = geography.country_of(number, get_settings().default_region) if number else ""
+    return {
+        "recipient": stored.recipient,
+        "recipient_hash": stored.recipient_hash,
+        "country": country,
+    }
+
+
+def _record(channel: str, message_id: str, fields: dict[str, Any]) -> SentMessage:
+    """Get or create the message; a new one is counted in the rollups in the same
+    transaction (so a rolled-back send leaves no count behind).
+
+    The lookup runs before the transaction, so the transaction's first statement is a
+    write: on SQLite a transaction that reads first and then writes cannot wait for another
+    process's write lock and fails at once with "database is locked".
+    """
+    found = SentMessage.objects.filter(channel=channel, message_id=message_id).first()
+    if found is not None:
+        return found
+    try:
+        with transaction.atomic():
+            message = SentMessage.objects.create(channel=channel, message_id=message_id, **fields)
+            stats.count_sent(message)
+    except IntegrityError:  # recorded by a concurrent caller since the lookup
+        return SentMessage.objects.get(channel=channel, message_id=message_id)
+    return message
 
 
 def record_message(
@@ -62,10 +91,7 @@ def record_message(
         "api_key": clean_api_key(api_key),
         **clean_target(target),
     }
-    message, _created = SentMessage.objects.get_or_create(
-        channel=clean_channel(channel), message_id=clean_message_id(message_id), defaults=fields
-    )
-    return message
+    return _record(clean_channel(channel), clean_message_id(message_id), fields)
 
 
 @dataclass(frozen=True)
@@ -106,6 +132,7 @@ def record_sms_response(
 ) -> RecordedMessages:
     """Record every part the SMS API accepted (``status == "0"``) in its response.
 
+    Each part's ``network`` (MCCMNC) is kept for the insights.
     ``response`` is the SMS API's answer as a dict (Vonage SDK v3 ``sms.send_message``), JSON
     text, a v4 ``vonage_sms.SmsResponse`` or a v4 ``PartialFailureError``. The parts are one
     send: parts 2..n get the first accepted part as ``parent``. Refused parts are not recorded
@@ -132,7 +159,11 @@ def record_sms_response(
     rows = [
         (
             clean_message_id(part.get("message-id", part.get("message_id"))),
-            {**shared, **_recipient_fields(part.get("to"))},
+            {
+                **shared,
+                **_recipient_fields(part.get("to")),
+                "network": clean_network(part.get("network")),
+            },
         )
         for part in accepted
     ]
@@ -143,10 +174,7 @@ def record_sms_response(
                 fields["parent"] = recorded[0]
             else:
                 fields["has_parts"] = len(rows) > 1
-            message, _created = SentMessage.objects.get_or_create(
-                channel=Channel.SMS, message_id=message_id, defaults=fields
-            )
-            recorded.append(message)
+            recorded.append(_record(Channel.SMS, message_id, fields))
     if failed:
         logger.warning(
             "SMS API refused %d of %d part(s) (status %s); they were not recorded.",
@@ -167,14 +195,21 @@ def _create_conversion(message: SentMessage, delivered: bool, at: datetime) -> C
     }
     try:
         if not connection.in_atomic_block:
-            # Autocommit: the INSERT is its own transaction and a duplicate spoils nothing,
-            # so no BEGIN/COMMIT pair around it (two fewer queries on the request path).
-            return Conversion.objects.create(**fields)
+            # Autocommit: the INSERT and its count in the rollups commit together; a
+            # duplicate rolls back the pair and spoils nothing.
+            with transaction.atomic():
+                conversion = Conversion.objects.create(**fields)
+                if delivered:
+                    stats.count_converted(message, at)
+            return conversion
         # A savepoint, so a duplicate does not break the caller's transaction.
         with transaction.atomic():
-            return Conversion.objects.create(**fields)
+            conversion = Conversion.objects.create(**fields)
     except IntegrityError:
         return None
+    if delivered:
+        stats.count_converted(message, at)
+    return conversion
 
 
 def _mark_one(sent: SentMessage, delivered: bool, at: datetime) -> Conversion:
@@ -201,19 +236,22 @@ def _mark_one(sent: SentMessage, delivered: bool, at: datetime) -> Conversion:
         # ``false`` sees that when it writes its answer and makes ``true`` due next
         # (``reporting.outcomes.upgraded``). Skipping it would lose a real conversion.
         in_flight = Q(status=Status.SENDING)
-        upgraded = Conversion.objects.filter(
-            pk=conversion.pk,
-            delivered=False,
-            status__in=[Status.PENDING, Status.FAILED, Status.SENDING],
-        ).update(
-            delivered=True,
-            timestamp=at,
-            status=Case(When(in_flight, then=F("status")), default=Value(Status.PENDING)),
-            attempt_count=Case(When(in_flight, then=F("attempt_count")), default=Value(0)),
-            next_attempt_at=Case(
-                When(in_flight, then=F("next_attempt_at")), default=Value(timezone.now())
-            ),
-        )
+        with transaction.atomic():
+            upgraded = Conversion.objects.filter(
+                pk=conversion.pk,
+                delivered=False,
+                status__in=[Status.PENDING, Status.FAILED, Status.SENDING],
+            ).update(
+                delivered=True,
+                timestamp=at,
+                status=Case(When(in_flight, then=F("status")), default=Value(Status.PENDING)),
+                attempt_count=Case(When(in_flight, then=F("attempt_count")), default=Value(0)),
+                next_attempt_at=Case(
+                    When(in_flight, then=F("next_attempt_at")), default=Value(timezone.now())
+                ),
+            )
+            if upgraded:  # only the writer whose UPDATE matched counts it
+                stats.count_converted(sent, at)
         if upgraded:
             conversion.refresh_from_db()
             conversion.marked = MarkOutcome.UPGRADED

@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 __all__ = [
     "Channel",
     "Conversion",
+    "ConversionAlert",
     "ConversionAttempt",
     "ConversionDashboard",
+    "ConversionStat",
     "InboundMessage",
     "MarkOutcome",
     "Outcome",
@@ -69,6 +71,12 @@ class SentMessage(models.Model):
         _("delivery error code"), max_length=8, blank=True, default=""
     )
     delivery_updated_at = models.DateTimeField(_("receipt received at"), null=True, blank=True)
+    #: ISO 3166-1 alpha-2, from the full number when recorded (so whatever RECIPIENT_STORAGE
+    #: keeps of the number, the country stays for the insights).
+    country = models.CharField(_("country"), max_length=2, blank=True, default="")
+    #: MCCMNC of the network that took the message: the SMS response's ``network``, or a
+    #: delivery receipt's ``network-code``.
+    network = models.CharField(_("network"), max_length=6, blank=True, default="")
 
     if TYPE_CHECKING:
         conversion: Conversion
@@ -217,3 +225,76 @@ class InboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.message_id} ({self.get_outcome_display()})"
+
+
+#: Upper bounds (seconds) of the time-to-convert buckets the rollups count; the last bucket
+#: is everything longer. Roughly x1.5 steps: a quantile read from them is within a step.
+SECONDS_TO_CONVERT_BOUNDS: tuple[int, ...] = (
+    5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600, 900, 1200, 1800, 2700,
+    3600, 5400, 7200, 10800, 14400, 21600, 43200, 86400,
+)  # fmt: skip
+#: The bucket columns of :class:`ConversionStat`: ``ttc_0`` ... ``ttc_26``.
+SECONDS_TO_CONVERT_FIELDS: tuple[str, ...] = tuple(
+    f"ttc_{index}" for index in range(len(SECONDS_TO_CONVERT_BOUNDS) + 1)
+)
+
+
+class ConversionStat(models.Model):
+    """One hour of sends with the same channel, API key, country and network: how many were
+    sent, delivered (by receipt) and converted (``delivered=True``), and how long converting
+    took (a histogram). Kept exact by the write path (``stats``); rebuilt from the rows by
+    ``manage.py rebuild_conversion_stats``.
+
+    Reads sum these rows, so their cost follows the number of hours and destinations, not
+    the number of messages. A long SMS counts once (its first part).
+    """
+
+    #: The hour (UTC) the message was sent in.
+    hour = models.DateTimeField(_("hour"))
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
+    api_key = models.CharField(_("API key"), max_length=64, blank=True, default="")
+    country = models.CharField(_("country"), max_length=2, blank=True, default="")
+    network = models.CharField(_("network"), max_length=6, blank=True, default="")
+    sent = models.BigIntegerField(_("sent"), default=0)
+    delivered = models.BigIntegerField(_("delivered"), default=0)
+    converted = models.BigIntegerField(_("converted"), default=0)
+
+    class Meta:
+        verbose_name = _("conversion statistic")
+        verbose_name_plural = _("conversion statistics")
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["hour", "channel", "api_key", "country", "network"],
+                name="nexmo_conv_stat_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.channel} {self.country} {self.network}"
+
+
+for _field in SECONDS_TO_CONVERT_FIELDS:
+    # Columns rather than rows: one UPDATE bumps a conversion's count and its bucket.
+    ConversionStat.add_to_class(_field, models.BigIntegerField(default=0, editable=False))
+
+
+class ConversionAlert(models.Model):
+    """A low-conversion alert's state, one row per country or network ever alerted, so the
+    ``conversion_rate_low`` signal is sent once per new alert across every process."""
+
+    by = models.CharField(_("by"), max_length=8)
+    key = models.CharField(_("key"), max_length=8)
+    active = models.BooleanField(_("active"), default=True)
+    raised_at = models.DateTimeField(_("raised at"), default=timezone.now)
+    sent = models.BigIntegerField(_("sent"), default=0)
+    converted = models.BigIntegerField(_("converted"), default=0)
+
+    class Meta:
+        verbose_name = _("low-conversion alert")
+        verbose_name_plural = _("low-conversion alerts")
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["by", "key"], name="nexmo_conv_alert_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.by} {self.key}"

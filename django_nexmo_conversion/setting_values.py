@@ -278,3 +278,42 @@ def thresholds(default: Thresholds) -> Parser:
 
 #: Every key but the credentials (see :func:`_accounts`): its parser, by ``ConversionSettings``
 #: field name. The defaults are in ``DEFAULTS``.
+
+
+def region(key: str, value: Any, problems: list[Problem]) -> str | None:
+    """An ISO 3166-1 alpha-2 code (upper case) phone numbers can be read in, or None."""
+    if value is None:
+        return None
+    # Imported here: only this parser needs phonenumbers.
+    from .geography import is_region
+
+    code = value.upper() if isinstance(value, str) else value
+    if not is_region(code):
+        add_problem(
+            problems,
+            "E015",
+            f"{setting(key)} {value!r} is not an ISO 3166-1 alpha-2 country code (e.g. 'GB').",
+            "The country your users' numbers are written for when they lack a +prefix; "
+            "None if they always carry one.",
+        )
+        return None
+    return str(code)
+
+
+def alert_number(*, minimum: float, maximum: float, default: float, whole: bool = False) -> Parser:
+    """A number in [minimum, maximum] for an ``ALERT_*`` key (check id E016)."""
+
+    def parse(key: str, value: Any, problems: list[Problem]) -> float:
+        wrong_type = isinstance(value, bool) or not isinstance(value, (int, float))
+        if wrong_type or not minimum <= value <= maximum or (whole and isinstance(value, float)):
+            kind = "a whole number" if whole else "a number"
+            add_problem(
+                problems,
+                "E016",
+                f"{setting(key)} must be {kind} from {minimum:g} to {maximum:g}, got {value!r}.",
+                f"Remove the key for the default {default:g}.",
+            )
+            return int(default) if whole else default
+        return int(value) if whole else float(value)
+
+    return parse

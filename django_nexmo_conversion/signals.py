@@ -4,6 +4,8 @@
 - ``conversion_reported``: Nexmo answered 200.
 - ``conversion_failed``: the conversion will not be retried (a 4xx parameter error, or
   ``MAX_ATTEMPTS`` used up); also carries ``status_code`` and ``error``.
+- ``conversion_rate_low``: a new low-conversion alert (``sender=ConversionAlert``,
+  ``alert=<insights.Alert>``), sent once when it is raised, not on every look.
 """
 
 from django.dispatch import Signal
@@ -11,3 +13,4 @@ from django.dispatch import Signal
 conversion_marked = Signal()
 conversion_reported = Signal()
 conversion_failed = Signal()
+conversion_rate_low = Signal()

@@ -23,6 +23,7 @@ _PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")  # no space, no control or non-AS
 _MSISDN = re.compile(r"[0-9]{3,20}")
 #: The column a target's primary key is kept in (``SentMessage.target_object_id``).
 TARGET_ID_MAX_LENGTH: int = SentMessage._meta.get_field("target_object_id").max_length or 64
+_MCCMNC = re.compile(r"[0-9]{5,6}")
 
 
 def clean_message_id(message_id: object) -> str:
@@ -63,6 +64,18 @@ def clean_recipient(recipient: object) -> str:
             f"recipient {recipient!r} is not a phone number (digits, optionally with a leading +)."
         )
     return digits
+
+
+def clean_network(network: object) -> str:
+    """An MCCMNC (5 or 6 digits) as the SMS API's ``network`` or a receipt's
+    ``network-code`` gives it, or ``""`` for none."""
+    if network is None or network == "":
+        return ""
+    if not isinstance(network, str) or not _MCCMNC.fullmatch(network):
+        raise ConversionInputError(
+            f"network must be an MCCMNC code (5 or 6 digits), got {network!r}."
+        )
+    return network
 
 
 def clean_timestamp(value: object, *, name: str = "timestamp") -> datetime:

@@ -19,11 +19,13 @@ def statements(action) -> list[str]:
     return [q["sql"] for q in captured.captured_queries]
 
 
-def test_a_single_message_is_one_insert_in_autocommit():
+def test_a_single_message_is_an_insert_and_its_count_in_one_transaction_in_autocommit():
     message = SentMessageFactory()
-    sql = statements(lambda: mark_converted(message))
-    assert len(sql) == 1
-    assert sql[0].upper().startswith("INSERT")
+    sql = [statement.upper() for statement in statements(lambda: mark_converted(message))]
+    # The conversion and its count in the hourly rollups commit together (insights, the
+    # dashboard): BEGIN, INSERT, one UPDATE ... SET converted = converted + 1, COMMIT.
+    assert [statement.split()[0] for statement in sql] == ["BEGIN", "INSERT", "UPDATE", "COMMIT"]
+    assert "CONVERSIONSTAT" in sql[2]
 
 
 def test_inside_a_transaction_only_a_savepoint_is_added():
@@ -33,9 +35,10 @@ def test_inside_a_transaction_only_a_savepoint_is_added():
     with transaction.atomic():
         sql = statements(lambda: mark_converted(message))
     # SAVEPOINT, INSERT, RELEASE: the savepoint keeps a concurrent duplicate mark from
-    # aborting the caller's transaction.
-    assert len(sql) == 3
+    # aborting the caller's transaction; then the rollup's UPDATE.
+    assert len(sql) == 4
     assert "INSERT" in sql[1].upper()
+    assert sql[3].upper().startswith("UPDATE")
     assert Conversion.objects.filter(message=message).count() == 1
 
 

@@ -16,7 +16,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .. import queries
+from .. import geography, insights, queries
 from ..models import Conversion, ConversionDashboard, Status
 from . import chart
 from .notices import halt_context
@@ -50,7 +50,8 @@ def breadcrumbs_are_a_list() -> bool:
 
 def render_dashboard(request: HttpRequest, model_admin: ReportPermissionMixin) -> HttpResponse:
     """Counts by status, recent periods, the daily conversion rate, top failure reasons and
-    the halt banner. Seven queries, each bounded by an index, whatever the table size.
+    the halt banner, the active low-conversion alerts. Eight queries, each bounded by an
+    index or read from the hourly rollups, whatever the table size.
 
     ``model_admin`` is the conversions' admin, which mounts the page (``ConversionAdmin``).
     """
@@ -108,6 +109,19 @@ def render_dashboard(request: HttpRequest, model_admin: ReportPermissionMixin) -
         "time_zone": timezone.get_current_timezone_name(),
         "can_report": model_admin.has_report_permission(request),
         "breadcrumbs_list": breadcrumbs_are_a_list(),
+        "insights_url": reverse(
+            f"admin:{opts.app_label}_{opts.model_name}_insights",
+            current_app=model_admin.admin_site.name,
+        ),
+        "alerts": [
+            {
+                "alert": alert,
+                "label": geography.country_label(alert.key)
+                if alert.by == "country"
+                else geography.network_label(alert.key),
+            }
+            for alert in insights.active_alerts()
+        ],
     }
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(request, "admin/django_nexmo_conversion/dashboard.html", context)

@@ -1,5 +1,6 @@
-"""The conversion admin's own URLs and the work behind its actions: *Retry now*, *Report now*
-and the dashboard, as :class:`ConversionAdminViews`, a mixin of ``ConversionAdmin``."""
+"""The conversion admin's own URLs and the work behind its actions: *Retry now*, *Report now*,
+the dashboard and the Insights page, as :class:`ConversionAdminViews`, a mixin of
+``ConversionAdmin``."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .. import marking
 from ..models import Conversion, Status
 from ..reporting import engine
 from .dashboard import render_dashboard
+from .insights import render_insights
 from .notices import describe_result
 from .permissions import ReportPermissionMixin
 
@@ -41,6 +43,7 @@ class ConversionAdminViews(ReportPermissionMixin):
         # Before the defaults: their "<path:object_id>/" would swallow "dashboard/".
         return [
             path("dashboard/", wrap(self.dashboard_view), name=f"{info}_dashboard"),
+            path("insights/", wrap(self.insights_view), name=f"{info}_insights"),
             path("<path:object_id>/retry/", wrap(self.retry_view), name=f"{info}_retry"),
             path("<path:object_id>/report/", wrap(self.report_view), name=f"{info}_report"),
             *super().get_urls(),
@@ -48,6 +51,9 @@ class ConversionAdminViews(ReportPermissionMixin):
 
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         return render_dashboard(request, self)
+
+    def insights_view(self, request: HttpRequest) -> HttpResponse:
+        return render_insights(request, self)
 
     @method_decorator(require_POST)
     def retry_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

@@ -15,8 +15,9 @@ from datetime import datetime
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from .. import marking, validation
+from .. import marking, stats, validation
 from ..conf import get_settings
+from ..exceptions import ConversionInputError
 from ..models import Channel, SentMessage
 from ..wire import FAILED_STATUSES, FINAL_STATUSES, RECEIPT_STATUSES
 from .errors import BadWebhook
@@ -43,6 +44,8 @@ class DeliveryReceipt:
     api_key: str
     #: Vonage's ``message-timestamp`` (aware, UTC): orders receipts that arrive out of turn.
     received_at: datetime
+    #: The ``network-code`` (MCCMNC) of the network that took the message, if given.
+    network: str = ""
 
 
 def parse_receipt(params: Mapping[str, str]) -> DeliveryReceipt:
@@ -57,7 +60,12 @@ def parse_receipt(params: Mapping[str, str]) -> DeliveryReceipt:
     error_code = params.get("err-code", "")
     if not _ERROR_CODE_RE.fullmatch(error_code):
         raise BadWebhook(_("err-code must be a short code such as 0 or 5."))
+    try:
+        network = validation.clean_network(params.get("network-code", ""))
+    except ConversionInputError:
+        raise BadWebhook(_("network-code must be an MCCMNC code (5 or 6 digits).")) from None
     return DeliveryReceipt(
+        network=network,
         message_id=message_id,
         status=status,
         error_code=error_code,
@@ -79,6 +87,22 @@ def _supersedes(receipt: DeliveryReceipt, message: SentMessage) -> bool:
     return updated is None or receipt.received_at >= updated
 
 
+def _recount(
+    message: SentMessage, old_key: stats.Key, was_delivered: bool, old: stats.Deltas
+) -> None:
+    """Move the message's counts in the rollups to its new network and delivery status
+    (called with the message row locked, so no conversion of it is being counted now)."""
+    if message.parent_id is not None:
+        return  # parts 2..n are not counted
+    is_delivered = message.delivery_status == "delivered"
+    if old:  # the network changed: the whole contribution moves to the new row
+        new = {**old, "delivered": int(is_delivered)}
+        stats.move(old_key, stats.key_of(message), old, new)
+    elif is_delivered != was_delivered:
+        key = stats.key_of(message)
+        stats.move(key, key, {"delivered": int(was_delivered)}, {"delivered": int(is_delivered)})
+
+
 def record_receipt(receipt: DeliveryReceipt) -> SentMessage | None:
     """Record ``receipt`` on the message (the part) it is for; ``None`` for an unknown id.
 
@@ -96,13 +120,23 @@ def record_receipt(receipt: DeliveryReceipt) -> SentMessage | None:
         if message is None:
             logger.info("Delivery receipt for unknown message %s; ignored.", receipt.message_id)
             return None
+        old_key, was_delivered = stats.key_of(message), message.delivery_status == "delivered"
+        # The network fills in once: the SMS response's, when it gave one, stands.
+        network_news = bool(receipt.network) and not message.network
+        old = stats.contribution(message) if network_news else {}
+        changed = []
+        if network_news:
+            message.network = receipt.network
+            changed.append("network")
         if _supersedes(receipt, message):
             message.delivery_status = receipt.status
             message.delivery_error_code = receipt.error_code
             message.delivery_updated_at = receipt.received_at
-            message.save(
-                update_fields=["delivery_status", "delivery_error_code", "delivery_updated_at"]
-            )
+            changed += ["delivery_status", "delivery_error_code", "delivery_updated_at"]
+        if changed:
+            message.save(update_fields=changed)
+            _recount(message, old_key, was_delivered, old)
+        if "delivery_status" in changed:
             logger.info(
                 "Delivery receipt for %s: %s (err-code %s).",
                 message.message_id,

@@ -1,0 +1,232 @@
+"""Insights (reads): conversion rates by country, network, channel, API key or day, and the
+low-conversion alerts that point at SMS pumping or a broken route.
+
+Everything is summed from the hourly rollups (``ConversionStat``), never from the messages,
+so a read costs the same at ten million messages as at a thousand. Periods are cut at whole
+UTC hours: ``since`` counts from the start of its hour, ``until`` up to the end of its hour.
+Times to convert come from the rollups' histogram: a quantile is the upper bound of the
+bucket it falls in (``models.SECONDS_TO_CONVERT_BOUNDS``), ``inf`` beyond the last bound.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet, Sum
+from django.utils import timezone
+
+from . import geography, signals
+from .conf import get_settings
+from .exceptions import ConversionInputError
+from .models import (
+    SECONDS_TO_CONVERT_BOUNDS,
+    SECONDS_TO_CONVERT_FIELDS,
+    ConversionAlert,
+    ConversionStat,
+)
+from .stats import hour_of
+
+__all__ = [
+    "BY",
+    "Alert",
+    "RateRow",
+    "active_alerts",
+    "conversion_rates",
+    "daily_rates",
+    "low_conversion_alerts",
+    "quantile",
+]
+
+#: What ``conversion_rates`` can group by.
+BY = ("country", "network", "channel", "api_key", "day")
+#: What an alert can be about.
+ALERT_BY = ("country", "network")
+_COUNTS = ("sent", "delivered", "converted", *SECONDS_TO_CONVERT_FIELDS)
+
+
+@dataclass(frozen=True)
+class RateRow:
+    """One country, network, channel, API key or day."""
+
+    key: str
+    label: str
+    sent: int
+    #: Sends whose (first part's) latest delivery receipt says delivered.
+    delivered: int
+    #: Sends with a ``delivered=True`` conversion.
+    converted: int
+    #: ``converted / sent``; None when nothing was sent.
+    rate: float | None
+    median_seconds_to_convert: float | None
+    p90_seconds_to_convert: float | None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A country or network converting below ``ALERT_MIN_RATE`` over the last window."""
+
+    by: str
+    key: str
+    label: str
+    sent: int
+    converted: int
+    rate: float
+    window_seconds: float
+
+
+def quantile(histogram: Sequence[int], q: float) -> float | None:
+    """The nearest-rank ``q`` quantile of a time-to-convert histogram (counts per bucket of
+    ``SECONDS_TO_CONVERT_FIELDS``): the upper bound of its bucket; None for no conversions."""
+    total = sum(histogram)
+    if not total:
+        return None
+    rank = max(math.ceil(q * total), 1)
+    cumulative = list(itertools.accumulate(histogram))
+    index = bisect.bisect_left(cumulative, rank)
+    bounds = SECONDS_TO_CONVERT_BOUNDS
+    return float(bounds[index]) if index < len(bounds) else math.inf
+
+
+def _label(by: str, key: str) -> str:
+    if by == "country":
+        return geography.country_label(key) if key else "unknown"
+    if by == "network":
+        return geography.network_label(key) if key else "unknown"
+    return key or "none"
+
+
+def _row(by: str, key: str, counts: Mapping[str, Any]) -> RateRow:
+    histogram = [int(counts[name] or 0) for name in SECONDS_TO_CONVERT_FIELDS]
+    sent, converted = int(counts["sent"] or 0), int(counts["converted"] or 0)
+    return RateRow(
+        key=key,
+        label=_label(by, key),
+        sent=sent,
+        delivered=int(counts["delivered"] or 0),
+        converted=converted,
+        rate=converted / sent if sent else None,
+        median_seconds_to_convert=quantile(histogram, 0.5),
+        p90_seconds_to_convert=quantile(histogram, 0.9),
+    )
+
+
+def _period(since: datetime | None, until: datetime | None) -> QuerySet[ConversionStat]:
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and (not isinstance(value, datetime) or timezone.is_naive(value)):
+            raise ConversionInputError(f"{name} must be a timezone-aware datetime or None.")
+    rows = ConversionStat.objects.order_by()
+    if since is not None:
+        rows = rows.filter(hour__gte=hour_of(since))
+    if until is not None:
+        rows = rows.filter(hour__lte=hour_of(until))
+    return rows
+
+
+def _sums() -> dict[str, Sum]:
+    return {name: Sum(name) for name in _COUNTS}
+
+
+def conversion_rates(
+    *, by: str, since: datetime | None = None, until: datetime | None = None
+) -> list[RateRow]:
+    """Sent, delivered, converted, rate and time to convert per ``by`` (one of :data:`BY`),
+    most sent first (``day``: oldest first, calendar days in the current time zone).
+
+    One query, over the rollups of the period. A long SMS counts once.
+    """
+    if by not in BY:
+        raise ConversionInputError(f"by must be one of {', '.join(BY)}, got {by!r}.")
+    rows = _period(since, until)
+    if by != "day":
+        grouped = rows.values(by).annotate(**_sums())
+        result = [_row(by, str(row[by]), row) for row in grouped]
+        return sorted(result, key=lambda row: (-row.sent, row.key))
+    return _by_day(rows)
+
+
+def daily_rates(
+    *, by: str, key: str, since: datetime | None = None, until: datetime | None = None
+) -> list[RateRow]:
+    """:func:`conversion_rates` by day for one country or network (``by``), oldest first:
+    the rate over time of one destination."""
+    if by not in ALERT_BY:
+        raise ConversionInputError(f"by must be one of {', '.join(ALERT_BY)}, got {by!r}.")
+    return _by_day(_period(since, until).filter(**{by: key}))
+
+
+def _by_day(rows: QuerySet[ConversionStat]) -> list[RateRow]:
+    # Days: sum the hours in Python, cut at local midnights (exact in any whole-hour zone).
+    days: dict[str, dict[str, int]] = {}
+    hours: Iterable[Mapping[str, Any]] = rows.values("hour").annotate(**_sums())
+    for row in hours:
+        day = timezone.localtime(row["hour"]).date().isoformat()
+        totals = days.setdefault(day, dict.fromkeys(_COUNTS, 0))
+        for name in _COUNTS:
+            totals[name] += int(row[name] or 0)
+    return [_row("day", day, counts) for day, counts in sorted(days.items())]
+
+
+def _low(by: str, rows: Iterable[RateRow], window: float) -> list[Alert]:
+    conf = get_settings()
+    return [
+        Alert(by, row.key, row.label, row.sent, row.converted, row.rate, window)
+        for row in rows
+        if row.key
+        and row.rate is not None
+        and row.sent >= conf.alert_min_messages
+        and row.rate < conf.alert_min_rate
+    ]
+
+
+def _is_new(alert: Alert, now: datetime) -> bool:
+    """Record ``alert`` as active; True for the one caller (of all processes) that raised it."""
+    state = {"sent": alert.sent, "converted": alert.converted}
+    try:
+        with transaction.atomic():
+            _row, created = ConversionAlert.objects.get_or_create(
+                by=alert.by, key=alert.key, defaults={**state, "raised_at": now}
+            )
+    except IntegrityError:  # another process created it first: it sent the signal
+        return False
+    if created:
+        return True
+    # Raised again after it had cleared: only the UPDATE that flips it counts as new.
+    flipped = ConversionAlert.objects.filter(by=alert.by, key=alert.key, active=False).update(
+        active=True, raised_at=now, **state
+    )
+    return bool(flipped)
+
+
+def active_alerts() -> list[ConversionAlert]:
+    """The alerts raised and not cleared at the last look (:func:`low_conversion_alerts`,
+    which every sweep of the background reporter and every ``report_conversions`` run takes):
+    one small query, for pages that must stay cheap (the dashboard)."""
+    return list(ConversionAlert.objects.filter(active=True).order_by("-raised_at"))
+
+
+def low_conversion_alerts(*, now: datetime | None = None) -> list[Alert]:
+    """Countries and networks whose rate over the last ``ALERT_WINDOW`` seconds (whole hours,
+    the current one included) is below ``ALERT_MIN_RATE`` on ``ALERT_MIN_MESSAGES`` or more
+    sends. ``conversion_rate_low`` is sent once per new alert; an alert that no longer holds
+    is cleared, and sent again if it comes back."""
+    now = now or timezone.now()
+    window = get_settings().alert_window
+    since = now - timedelta(seconds=window)
+    alerts: list[Alert] = []
+    for by in ALERT_BY:
+        alerts += _low(by, conversion_rates(by=by, since=since, until=now), window)
+    for alert in alerts:
+        if _is_new(alert, now):
+            signals.conversion_rate_low.send(sender=ConversionAlert, alert=alert)
+    keep = Q()
+    for alert in alerts:
+        keep |= Q(by=alert.by, key=alert.key)
+    ConversionAlert.objects.filter(active=True).exclude(keep).update(active=False)
+    return sorted(alerts, key=lambda alert: (alert.rate, -alert.sent))

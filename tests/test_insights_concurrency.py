@@ -1,0 +1,87 @@
+"""The rollups stay exact under concurrent writers: threads record, mark, and apply receipts
+that move counts to another network, all on the same rollup rows at once.
+
+For PostgreSQL and MariaDB (``NEXMO_TEST_DB=postgres`` / ``mariadb``), where writers
+really overlap and row locks decide. SQLite has one writer at a time and answers a second
+thread's write in a deferred transaction with "database is locked" rather than waiting, so
+threads writing at once are not a set-up the app supports there; the sequential tests in
+``test_insights.py`` check the same counts on it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from django_nexmo_conversion import mark_converted, record_message, record_sms_response
+from django_nexmo_conversion.insights import conversion_rates
+from django_nexmo_conversion.models import SentMessage
+
+from .helpers import run_together
+from .test_insights import assert_matches_recount, receipt
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor == "sqlite", reason="SQLite refuses concurrent writers (see above)"
+    ),
+]
+
+THREADS = 6
+PER_THREAD = 15
+
+
+def test_concurrent_writers_lose_no_count(settings: Any):
+    # Recorded without a network: receipts fill it in while other threads convert them.
+    waiting = [
+        record_message(f"W{index:015d}", recipient=f"4477009{index:05d}")
+        for index in range(THREADS * PER_THREAD)
+    ]
+    turns = itertools.count()
+    lock = threading.Lock()
+
+    def work() -> int:
+        with lock:
+            me = next(turns)
+        mine = waiting[me::THREADS]
+        for index, message in enumerate(mine):
+            response = {
+                "messages": [
+                    {
+                        "to": f"3361234{me:02d}{index:02d}",
+                        "message-id": f"N{me:02d}{index:013d}",
+                        "status": "0",
+                        "network": "20801",
+                    }
+                ]
+            }
+            (fresh,) = record_sms_response(response)
+            mark_converted(fresh)
+            # Half the waiting messages: the receipt first, the other half: the mark first;
+            # their neighbour's are being handled by another thread at the same moment.
+            neighbour = waiting[(waiting.index(message) + 1) % len(waiting)]
+            if index % 2:
+                receipt(message, network="23410")
+                mark_converted(neighbour)
+            else:
+                mark_converted(message)
+                receipt(neighbour, network="23410")
+        return me
+
+    done, errors = run_together(THREADS, work)
+    assert errors == []
+    assert sorted(done) == list(range(THREADS))
+    for by in ("country", "network", "day"):
+        assert_matches_recount(by)
+    networks = {row.key: row for row in conversion_rates(by="network")}
+    assert networks["20801"].sent == THREADS * PER_THREAD
+    assert networks["20801"].converted == THREADS * PER_THREAD
+    # The receipts moved counts to the new network while conversions of the same messages
+    # were being counted (the recounts above prove none was lost or counted twice).
+    moved = SentMessage.objects.filter(network="23410")
+    assert networks["23410"].sent == moved.count() > THREADS * PER_THREAD / 2
+    assert networks["23410"].converted == moved.filter(conversion__delivered=True).count() > 0
