@@ -19,7 +19,7 @@ from health_check.exceptions import ServiceUnavailable, ServiceWarning
 from health_check.views import HealthCheckView
 from prometheus_client import CollectorRegistry
 
-from django_nexmo_conversion import health, record_message, report_pending
+from django_nexmo_conversion import health, mark_converted, record_message, report_pending
 from django_nexmo_conversion.checks import check_settings
 from django_nexmo_conversion.conf import build_settings
 from django_nexmo_conversion.contrib.health_check import ConversionHealthCheck
@@ -203,6 +203,21 @@ def test_low_conversion_alerts_become_warnings(monkeypatch: pytest.MonkeyPatch) 
     assert [(f.level, f.value) for f in alerts] == [(health.WARNING, 0.02)]
     assert "country Nowhere" in alerts[0].message
     assert health.worst(found) == health.WARNING
+
+
+def test_a_real_low_conversion_alert_becomes_a_warning(settings: Any) -> None:
+    # The insights feature itself: four sends to the UK, none converted, one to France that was.
+    configure(settings, ALERT_MIN_MESSAGES=3, ALERT_MIN_RATE=0.5)
+    for n in range(4):
+        record_message(f"0B0000000000ALR{n}", recipient=f"+44770090000{n}")
+    mark_converted(record_message("0B0000000000ALRF", recipient="+33612345678"))
+
+    found = health.findings()
+
+    alerts = [f for f in found if f.check == "low_conversion"]
+    assert [(f.level, f.value) for f in alerts] == [(health.WARNING, 0.0)]
+    assert "country" in alerts[0].message
+    assert "GB" in alerts[0].message or "United Kingdom" in alerts[0].message
 
 
 def test_an_absent_alert_source_gives_no_alerts(monkeypatch: pytest.MonkeyPatch) -> None:

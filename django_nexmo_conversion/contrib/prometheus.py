@@ -35,11 +35,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from .. import health
+from ..conf import get_settings
 from ..health import FAILURE_WINDOW, attempts_since, expired_leases, oldest_due
 from ..queries import latest_halt, status_counts
-
-#: The rate window when the insights feature gives none (its ALERT_WINDOW default).
-RATE_WINDOW = timedelta(hours=1)
 
 
 def _families() -> dict[str, GaugeMetricFamily]:
@@ -77,8 +75,7 @@ def country_rates(now: datetime) -> list[tuple[str, float]]:
     if importlib.util.find_spec(health.ALERT_SOURCE) is None:
         return []
     insights = importlib.import_module(health.ALERT_SOURCE)
-    window = getattr(insights, "ALERT_WINDOW", None)
-    since = now - (timedelta(seconds=window) if window else RATE_WINDOW)
+    since = now - timedelta(seconds=get_settings().alert_window)
     rows = insights.conversion_rates(by="country", since=since)
     return [(str(row.key), float(row.rate)) for row in rows if row.rate is not None]
 
