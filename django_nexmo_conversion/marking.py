@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
@@ -194,22 +194,27 @@ def _create_conversion(message: SentMessage, delivered: bool, at: datetime) -> C
         "next_attempt_at": timezone.now(),
     }
     try:
-        if not connection.in_atomic_block:
-            # Autocommit: the INSERT and its count in the rollups commit together; a
-            # duplicate rolls back the pair and spoils nothing.
-            with transaction.atomic():
-                conversion = Conversion.objects.create(**fields)
-                if delivered:
-                    stats.count_converted(message, at)
-            return conversion
-        # A savepoint, so a duplicate does not break the caller's transaction.
+        # Autocommit: its own transaction, so the INSERT and its count in the rollups commit
+        # together. Inside the caller's: a savepoint, so a duplicate does not break theirs.
+        # Either way a duplicate rolls back the pair and spoils nothing.
         with transaction.atomic():
             conversion = Conversion.objects.create(**fields)
+            if delivered:
+                stats.count_converted(message, at)
     except IntegrityError:
         return None
-    if delivered:
-        stats.count_converted(message, at)
+    except SentMessage.DoesNotExist:
+        # Counting read the message, and it is gone: the INSERT rolls back with the savepoint
+        # (its foreign key would only have failed at the commit, on PostgreSQL and SQLite).
+        raise _gone(message) from None
     return conversion
+
+
+def _gone(message: SentMessage) -> ConversionInputError:
+    return ConversionInputError(
+        f"message {message.message_id!r} is no longer recorded (purged or deleted?); "
+        "nothing was marked."
+    )
 
 
 def _mark_one(sent: SentMessage, delivered: bool, at: datetime) -> Conversion:
@@ -225,10 +230,7 @@ def _mark_one(sent: SentMessage, delivered: bool, at: datetime) -> Conversion:
     except Conversion.DoesNotExist:
         # The insert failed and there is no conversion: the message itself is gone (purged
         # or deleted from the admin since the caller loaded it).
-        raise ConversionInputError(
-            f"message {sent.message_id!r} is no longer recorded (purged or deleted?); "
-            "nothing was marked."
-        ) from None
+        raise _gone(sent) from None
     conversion.marked = MarkOutcome.FOUND
     if delivered and not conversion.delivered:
         # One UPDATE, so no report run can write its outcome between two: a row in flight

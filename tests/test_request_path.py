@@ -34,11 +34,12 @@ def test_inside_a_transaction_only_a_savepoint_is_added():
     # Counted inside the caller's transaction: its BEGIN and COMMIT are the caller's own.
     with transaction.atomic():
         sql = statements(lambda: mark_converted(message))
-    # SAVEPOINT, INSERT, RELEASE: the savepoint keeps a concurrent duplicate mark from
-    # aborting the caller's transaction; then the rollup's UPDATE.
+    # SAVEPOINT, INSERT, the rollup's UPDATE, RELEASE: the savepoint keeps a concurrent
+    # duplicate mark from aborting the caller's transaction, and undoes the pair together.
     assert len(sql) == 4
     assert "INSERT" in sql[1].upper()
-    assert sql[3].upper().startswith("UPDATE")
+    assert sql[2].upper().startswith("UPDATE")
+    assert "RELEASE" in sql[3].upper()
     assert Conversion.objects.filter(message=message).count() == 1
 
 
