@@ -10,6 +10,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 from factory.declarations import LazyAttribute, LazyFunction, Sequence, SubFactory
 from factory.django import DjangoModelFactory
@@ -62,9 +63,11 @@ class ConversionFactory(DjangoModelFactory[Conversion]):
 
     @classmethod
     def _create(cls, model_class: type[Conversion], *args: Any, **kwargs: Any) -> Conversion:
-        conversion: Conversion = super()._create(model_class, *args, **kwargs)
-        if conversion.delivered:
-            stats.count_converted(conversion.message, conversion.timestamp)
+        # Together, as marking does: counting locks the message row, which needs a transaction.
+        with transaction.atomic():
+            conversion: Conversion = super()._create(model_class, *args, **kwargs)
+            if conversion.delivered:
+                stats.count_converted(conversion.message, conversion.timestamp)
         return conversion
 
 
