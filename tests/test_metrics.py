@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from django_nexmo_conversion import health, record_message, report_pending
+from django_nexmo_conversion import health, mark_converted, record_message, report_pending
 from django_nexmo_conversion.contrib.prometheus import ConversionCollector
 from django_nexmo_conversion.sandbox import Sandbox
 
@@ -75,13 +75,15 @@ def test_a_real_halt_sets_halted_and_the_secret_never_shows(
     assert PHONE not in exposition
 
 
-def test_rates_by_country_come_from_insights_when_installed(
-    monkeypatch: pytest.MonkeyPatch, registry: CollectorRegistry
-) -> None:
-    # A stand-in for the insights feature (built in parallel): the seam is ALERT_SOURCE.
-    monkeypatch.setattr(health, "ALERT_SOURCE", "tests.insights_standin")
+def test_rates_by_country_come_from_insights(registry: CollectorRegistry) -> None:
+    # Five sends to the UK, two of them converted; one to France, not converted.
+    uk = [record_message(f"0B0000000000RAT{n}", recipient=f"+44770090001{n}") for n in range(5)]
+    for message in uk[:2]:
+        mark_converted(message)
+    record_message("0B0000000000RATF", recipient="+33612345679")
 
     assert value(registry, "nexmo_conversion_rate", country="GB") == 0.4
+    assert value(registry, "nexmo_conversion_rate", country="FR") == 0.0
     assert value(registry, "nexmo_conversion_rate", country="ZZ") is None  # nothing sent
 
 
