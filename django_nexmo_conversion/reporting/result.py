@@ -29,16 +29,6 @@ class ReportResult:
     def attempted(self) -> int:
         return self.reported + self.retrying + self.failed
 
-    def merge(self, other: ReportResult) -> None:
-        self.reported += other.reported
-        self.retrying += other.retrying
-        self.failed += other.failed
-        self.non_conversions += other.non_conversions
-        if other.halted:
-            self.halted, self.status_code, self.error = True, other.status_code, other.error
-        self.halted_run = self.halted_run or other.halted_run
-        self.halted_accounts += [k for k in other.halted_accounts if k not in self.halted_accounts]
-
     def summary(self) -> str:
         text = f"reported {self.reported}, retrying {self.retrying}, failed {self.failed}"
         if self.halted_run:
