@@ -41,7 +41,12 @@ DJANGOS = {"5.2": "3.10", "6.0": "3.12", "6.1": "3.12"}
 DATABASES = ["sqlite", "postgres", "mariadb"]
 # The extras each database's sessions install: psycopg is in "test"; mysqlclient (the "mariadb"
 # extra) is built from source against libmariadb-dev.
-EXTRAS = {"sqlite": "test", "postgres": "test", "mariadb": "test,mariadb"}
+# insights: the tests check the country and network names its extra brings.
+EXTRAS = {
+    "sqlite": "test,insights",
+    "postgres": "test,insights",
+    "mariadb": "test,insights,mariadb",
+}
 
 # The translations shipped (django_nexmo_conversion/locale, ``make messages``).
 LANGUAGES = ["de", "es", "fr", "pt_BR"]

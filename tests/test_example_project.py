@@ -200,8 +200,12 @@ def test_demo_sends_marks_and_reports_to_the_sandbox(demo: tuple[DemoProcess, in
         assert time.monotonic() < deadline, f"not reported in time: {current}\n{process.output}"
         time.sleep(0.25)
 
-    # What "Nexmo" saw, from the sandbox's own log lines in the demo's console.
+    # What "Nexmo" saw, from the sandbox's own log lines in the demo's console. The loop
+    # prints its summary just after the answer is written (what the page shows): a moment.
     ok, throttled = ids["ok"], ids["throttle"]
+    summary_deadline = time.monotonic() + 10
+    while "[report loop] reported" not in process.output and time.monotonic() < summary_deadline:
+        time.sleep(0.05)
     log = process.output
     assert f"[sandbox] POST /conversions/sms message-id={ok} -> 200" in log
     assert f"[sandbox] POST /conversions/sms message-id={throttled} -> 429" in log
