@@ -39,6 +39,16 @@ def schedule(conversion_pk: int) -> None:
         transaction.on_commit(lambda: enqueue(enqueue_django_task, conversion_pk))
 
 
+def recorded() -> None:
+    """A message was recorded: with ``DISPATCH="background"``, make sure this process
+    sweeps, since the sweeps count new messages in the rollups (and watch them for
+    low-conversion alerts) even before anything is marked here. Other modes sweep from the
+    periodic task or ``report_conversions``."""
+    conf = get_settings()
+    if conf.dispatch == "background" and conf.sweep_interval:
+        transaction.on_commit(background.start)
+
+
 def enqueue(send: Callable[[int], None], conversion_pk: int) -> None:
     """Hand ``conversion_pk`` to a task queue, right after commit.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from . import dispatch, geography, privacy, signals, stats
+from . import dispatch, geography, privacy, signals
 from .choices import Channel, MarkOutcome, Status
 from .conf import get_settings
 from .exceptions import ConversionInputError
@@ -52,22 +53,16 @@ def _recipient_fields(recipient: object) -> dict[str, str]:
 
 
 def _record(channel: str, message_id: str, fields: dict[str, Any]) -> SentMessage:
-    """Get or create the message; a new one is counted in the rollups in the same
-    transaction (so a rolled-back send leaves no count behind).
-
-    The lookup runs before the transaction, so the transaction's first statement is a
-    write: on SQLite a transaction that reads first and then writes cannot wait for another
-    process's write lock and fails at once with "database is locked".
-    """
+    """Get or create the message (the rollups count it at the next sweep: ``stats.fold``)."""
     found = SentMessage.objects.filter(channel=channel, message_id=message_id).first()
     if found is not None:
         return found
     try:
-        with transaction.atomic():
+        with _only_in_a_transaction():
             message = SentMessage.objects.create(channel=channel, message_id=message_id, **fields)
-            stats.count_sent(message)
     except IntegrityError:  # recorded by a concurrent caller since the lookup
         return SentMessage.objects.get(channel=channel, message_id=message_id)
+    dispatch.recorded()
     return message
 
 
@@ -185,29 +180,33 @@ def record_sms_response(
     return recorded
 
 
+def _only_in_a_transaction() -> AbstractContextManager[object]:
+    """A savepoint inside the caller's transaction, so a duplicate INSERT does not break
+    it; nothing in autocommit, where the INSERT is its own transaction and a duplicate
+    spoils nothing (no BEGIN/COMMIT pair on the request path)."""
+    return transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
+
+
 def _create_conversion(message: SentMessage, delivered: bool, at: datetime) -> Conversion | None:
-    """Insert the conversion, or return None if the message already has one."""
+    """Insert the conversion, or return None if the message already has one.
+
+    One INSERT: the rollups count it at the next sweep (``stats.fold``); a
+    ``delivered=False`` conversion adds nothing to them, so it is born counted.
+    """
     fields = {
         "message": message,
         "delivered": delivered,
         "timestamp": at,
         "next_attempt_at": timezone.now(),
+        "counted": not delivered,
     }
     try:
-        # Autocommit: its own transaction, so the INSERT and its count in the rollups commit
-        # together. Inside the caller's: a savepoint, so a duplicate does not break theirs.
-        # Either way a duplicate rolls back the pair and spoils nothing.
-        with transaction.atomic():
-            conversion = Conversion.objects.create(**fields)
-            if delivered:
-                stats.count_converted(message, at)
+        with _only_in_a_transaction():
+            return Conversion.objects.create(**fields)
     except IntegrityError:
+        # A duplicate, or (in autocommit) a message purged since the caller loaded it: its
+        # foreign key fails when the INSERT commits. _mark_one tells the two apart.
         return None
-    except SentMessage.DoesNotExist:
-        # Counting read the message, and it is gone: the INSERT rolls back with the savepoint
-        # (its foreign key would only have failed at the commit, on PostgreSQL and SQLite).
-        raise _gone(message) from None
-    return conversion
 
 
 def _gone(message: SentMessage) -> ConversionInputError:
@@ -238,22 +237,20 @@ def _mark_one(sent: SentMessage, delivered: bool, at: datetime) -> Conversion:
         # ``false`` sees that when it writes its answer and makes ``true`` due next
         # (``reporting.outcomes.upgraded``). Skipping it would lose a real conversion.
         in_flight = Q(status=Status.SENDING)
-        with transaction.atomic():
-            upgraded = Conversion.objects.filter(
-                pk=conversion.pk,
-                delivered=False,
-                status__in=[Status.PENDING, Status.FAILED, Status.SENDING],
-            ).update(
-                delivered=True,
-                timestamp=at,
-                status=Case(When(in_flight, then=F("status")), default=Value(Status.PENDING)),
-                attempt_count=Case(When(in_flight, then=F("attempt_count")), default=Value(0)),
-                next_attempt_at=Case(
-                    When(in_flight, then=F("next_attempt_at")), default=Value(timezone.now())
-                ),
-            )
-            if upgraded:  # only the writer whose UPDATE matched counts it
-                stats.count_converted(sent, at)
+        upgraded = Conversion.objects.filter(
+            pk=conversion.pk,
+            delivered=False,
+            status__in=[Status.PENDING, Status.FAILED, Status.SENDING],
+        ).update(
+            delivered=True,
+            timestamp=at,
+            counted=False,  # now a conversion the rollups count: the next sweep does
+            status=Case(When(in_flight, then=F("status")), default=Value(Status.PENDING)),
+            attempt_count=Case(When(in_flight, then=F("attempt_count")), default=Value(0)),
+            next_attempt_at=Case(
+                When(in_flight, then=F("next_attempt_at")), default=Value(timezone.now())
+            ),
+        )
         if upgraded:
             conversion.refresh_from_db()
             conversion.marked = MarkOutcome.UPGRADED

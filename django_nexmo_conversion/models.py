@@ -77,6 +77,10 @@ class SentMessage(models.Model):
     #: MCCMNC of the network that took the message: the SMS response's ``network``, or a
     #: delivery receipt's ``network-code``.
     network = models.CharField(_("network"), max_length=6, blank=True, default="")
+    #: Whether the rollups (``ConversionStat``) count this message yet: recording only
+    #: inserts the row, and the next sweep counts it (``stats.fold``), so no request waits
+    #: on a shared counter row.
+    counted = models.BooleanField(default=False, editable=False)
 
     if TYPE_CHECKING:
         conversion: Conversion
@@ -95,6 +99,8 @@ class SentMessage(models.Model):
             models.Index(fields=["sent_at"], name="nexmo_conv_sent_at_idx"),
             # Matching a reply to the latest message sent to that number.
             models.Index(fields=["recipient_hash", "sent_at"], name="nexmo_conv_recipient_idx"),
+            # The sweep's fold finds the few uncounted rows among millions.
+            models.Index(fields=["counted"], name="nexmo_conv_msg_counted_idx"),
         ]
 
     def __str__(self) -> str:
@@ -130,6 +136,9 @@ class Conversion(models.Model):
     last_error = models.TextField(_("last error"), blank=True, default="")
     reported_at = models.DateTimeField(_("reported at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    #: Whether the rollups count this conversion yet (see ``SentMessage.counted``): False
+    #: only on a ``delivered=True`` conversion the next sweep has still to count.
+    counted = models.BooleanField(default=False, editable=False)
 
     objects = ConversionQuerySet.as_manager()
 
@@ -149,6 +158,7 @@ class Conversion(models.Model):
             models.Index(fields=["status", "next_attempt_at"], name="nexmo_conv_due_idx"),
             models.Index(fields=["reported_at"], name="nexmo_conv_reported_at_idx"),
             models.Index(fields=["created_at"], name="nexmo_conv_created_at_idx"),
+            models.Index(fields=["counted"], name="nexmo_conv_counted_idx"),
         ]
         constraints: ClassVar = [
             models.CheckConstraint(
@@ -242,8 +252,8 @@ SECONDS_TO_CONVERT_FIELDS: tuple[str, ...] = tuple(
 class ConversionStat(models.Model):
     """One hour of sends with the same channel, API key, country and network: how many were
     sent, delivered (by receipt) and converted (``delivered=True``), and how long converting
-    took (a histogram). Kept exact by the write path (``stats``); rebuilt from the rows by
-    ``manage.py rebuild_conversion_stats``.
+    took (a histogram). Kept exact by the sweeps, which fold in what was recorded or marked
+    since (``stats.fold``); rebuilt from the rows by ``manage.py rebuild_conversion_stats``.
 
     Reads sum these rows, so their cost follows the number of hours and destinations, not
     the number of messages. A long SMS counts once (its first part).

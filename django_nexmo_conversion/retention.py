@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from django.db import models, transaction
 from django.utils import timezone
 
+from . import stats
 from .exceptions import ConversionInputError
 from .models import Conversion, ConversionAttempt, SentMessage, Status
 
@@ -109,6 +110,9 @@ def purge(
 
     if dry_run:
         return _counts(purgeable(cutoff, chosen))
+    # The rollups keep the history of what is purged: count whatever the sweeps have not
+    # counted yet before it goes.
+    stats.fold()
     result = PurgeResult()
     while True:
         with transaction.atomic():

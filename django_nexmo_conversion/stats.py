@@ -1,10 +1,14 @@
-"""The hourly rollups (``ConversionStat``): kept exact by the write path, rebuilt from rows.
+"""The hourly rollups (``ConversionStat``): counted by the sweeps, rebuilt from rows.
 
-Every change that moves a count is one atomic ``UPDATE ... SET n = n + d`` on the row of its
-hour, channel, API key, country and network, made in the same transaction as the change
-itself, so concurrent writers never lose an increment and a rolled-back change leaves no
-trace. A missing row is created with an insert that ignores conflicts, then updated: two
-writers creating the same row both end up adding to the one row.
+Recording a message or marking a conversion only inserts its row, flagged ``counted=False``:
+a request never waits on a counter row that every other request wants too. Each sweep then
+folds the uncounted rows in (:func:`fold`), a batch per transaction, so the counts and the
+flags commit together. A receipt that changes a counted message's network or delivery
+status moves its counts in its own transaction (:func:`move`).
+
+Every change is an atomic ``UPDATE ... SET n = n + d`` on the row of its hour, channel, API
+key, country and network, so concurrent writers never lose an increment; a missing row is
+created with an upsert (``INSERT ... ON CONFLICT DO UPDATE``).
 
 Only the first part of a long SMS counts (a send counts once), as in every read.
 """
@@ -18,7 +22,7 @@ from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.db import connections, models, transaction
-from django.db.models import F, Subquery
+from django.db.models import F
 
 from .models import (
     SECONDS_TO_CONVERT_BOUNDS,
@@ -32,8 +36,7 @@ __all__ = [
     "COUNT_FIELDS",
     "KEY_FIELDS",
     "contribution",
-    "count_converted",
-    "count_sent",
+    "fold",
     "hour_of",
     "key_of",
     "move",
@@ -121,51 +124,105 @@ def _upsert(key: Mapping[str, Any], changes: Mapping[str, int]) -> None:
         cursor.execute(sql, [*params, *changes.values()])
 
 
-def count_sent(message: SentMessage) -> None:
-    """Count a newly recorded message (parts 2..n of a long SMS are not counted)."""
-    if message.parent_id is None:
-        _bump(key_of(message), {"sent": 1})
-
-
-def _converted_deltas(message: SentMessage, timestamp: datetime, sign: int = 1) -> Deltas:
+def _converted_deltas(message: SentMessage, timestamp: datetime) -> Deltas:
     seconds = (timestamp - message.sent_at).total_seconds()
-    return {"converted": sign, seconds_field(seconds): sign}
+    return {"converted": 1, seconds_field(seconds): 1}
 
 
-def count_converted(message: SentMessage, timestamp: datetime) -> None:
-    """Count a new ``delivered=True`` conversion of ``message`` (converted at ``timestamp``).
+def _add(totals: dict[tuple[Any, ...], Deltas], key: Key, deltas: Mapping[str, int]) -> None:
+    counts = totals.setdefault(tuple(key.items()), {})
+    for name, delta in deltas.items():
+        counts[name] = counts.get(name, 0) + delta
 
-    Call it in the transaction that stores the conversion. The network is read from the row,
-    not from ``message`` (a receipt may have set it since ``message`` was loaded), and the
-    message row must be locked before the rollup row, as :func:`move`'s callers (receipts)
-    lock it first too: then a receipt moving the message's counts waits for this transaction
-    or is waited for, never interleaves, and the two cannot deadlock. MariaDB's foreign-key
-    check on the conversion's INSERT already holds a shared lock on the message; PostgreSQL
-    defers that check to COMMIT (Django's foreign keys are ``DEFERRABLE INITIALLY
-    DEFERRED``), so there the UPDATE's subquery takes the lock itself (asking MariaDB for it
-    too would upgrade its shared lock, which deadlocks against a waiting receipt).
+
+def _bump_all(totals: dict[tuple[Any, ...], Deltas]) -> None:
+    # In key order, as ``move`` does: two writers touching the same rows cannot deadlock.
+    for key in sorted(totals):
+        _bump(dict(key), totals[key])
+
+
+def _take_write_lock(model: type[SentMessage] | type[Conversion]) -> None:
+    """On SQLite, make the transaction a writer before it reads: a transaction that reads
+    and then writes cannot wait for another connection's write lock and fails at once
+    ("database is locked"). Other databases lock rows, not the file."""
+    connection = connections[model.objects.db]
+    if connection.vendor == "sqlite":
+        table = connection.ops.quote_name(model._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {table} SET counted = counted WHERE 0")  # noqa: S608
+
+
+def _locked(rows: models.QuerySet[Any]) -> models.QuerySet[Any]:
+    """``rows`` locked for this transaction; rows another transaction holds (a receipt
+    moving a message's counts, another sweep) are skipped and left for the next fold."""
+    features = connections[rows.db].features
+    if features.has_select_for_update_skip_locked:
+        return rows.select_for_update(skip_locked=True)
+    return rows.select_for_update()  # SQLite: ignored; the write lock above serialises
+
+
+def _fold_messages(batch_size: int) -> int:
+    with transaction.atomic():
+        _take_write_lock(SentMessage)
+        messages = list(_locked(SentMessage.objects.filter(counted=False)).order_by()[:batch_size])
+        totals: dict[tuple[Any, ...], Deltas] = {}
+        for message in messages:
+            if message.parent_id is None:  # parts 2..n of a long SMS are not counted
+                delivered = int(message.delivery_status == "delivered")
+                _add(totals, key_of(message), {"sent": 1, "delivered": delivered})
+        _bump_all(totals)
+        SentMessage.objects.filter(pk__in=[m.pk for m in messages]).update(counted=True)
+    return len(messages)
+
+
+def _fold_conversions(batch_size: int) -> int:
+    with transaction.atomic():
+        _take_write_lock(Conversion)
+        # The message row is locked too (the join's FOR UPDATE locks both): a receipt moving
+        # its counts to another network waits for this fold, or this fold skips it.
+        conversions = list(
+            _locked(Conversion.objects.filter(counted=False).select_related("message")).order_by()[
+                :batch_size
+            ]
+        )
+        totals: dict[tuple[Any, ...], Deltas] = {}
+        for conversion in conversions:
+            message = conversion.message
+            if conversion.delivered and message.parent_id is None:
+                _add(totals, key_of(message), _converted_deltas(message, conversion.timestamp))
+        _bump_all(totals)
+        Conversion.objects.filter(pk__in=[c.pk for c in conversions]).update(counted=True)
+    return len(conversions)
+
+
+def fold(*, batch_size: int = 1000) -> int:
+    """Count what was recorded and marked since the last fold into the rollups; returns how
+    many rows it counted. Each sweep calls it (``report_due``).
+
+    Batches of ``batch_size`` rows, one transaction each: a batch's counts and its rows'
+    ``counted`` flags commit together, so a crash loses nothing and counts nothing twice,
+    and concurrent sweeps take disjoint rows.
     """
-    if message.parent_id is None:
-        deltas = _converted_deltas(message, timestamp)
-        features = connections[SentMessage.objects.db].features
-        network = SentMessage.objects.filter(pk=message.pk)
-        if features.has_select_for_update and features.can_defer_constraint_checks:
-            network = network.select_for_update(no_key=features.has_select_for_no_key_update)
-        key = {**key_of(message), "network": Subquery(network.values("network")[:1])}
-        changes = {name: F(name) + delta for name, delta in deltas.items()}
-        if not ConversionStat.objects.filter(**key).update(**changes):
-            # No row yet (a message counted before the rollups existed): create it.
-            fresh = SentMessage.objects.get(pk=message.pk)
-            _bump(key_of(fresh), deltas)
+    folded = 0
+    for step in (_fold_messages, _fold_conversions):
+        while True:
+            done = step(batch_size)
+            folded += done
+            if done < batch_size:
+                break
+    return folded
 
 
 def contribution(message: SentMessage) -> Deltas:
-    """What ``message`` adds to its rollup row now (reads its conversion: lock it first)."""
+    """What ``message`` adds to its rollup row now: what the folds have counted of it and of
+    its conversion (reads the conversion: lock the message first)."""
     if message.parent_id is not None:
         return {}
-    deltas: Deltas = {"sent": 1, "delivered": int(message.delivery_status == "delivered")}
+    deltas: Deltas = {}
+    if message.counted:
+        deltas = {"sent": 1, "delivered": int(message.delivery_status == "delivered")}
     conversion = (
-        Conversion.objects.filter(message_id=message.pk, delivered=True)
+        Conversion.objects.filter(message_id=message.pk, delivered=True, counted=True)
         .values_list("timestamp", flat=True)
         .first()
     )
@@ -206,8 +263,8 @@ def rebuild(*, batch_size: int = 5000) -> int:
 
     For data that arrived behind the app's back (an import, a restore, rows deleted by
     hand). One transaction: readers see the old numbers until the new ones are complete.
-    Changes committed by other writers while it runs may be missed: run it when the app is
-    quiet, or run it again.
+    Every row counts as folded afterwards. Changes committed by other writers while it
+    runs may be missed: run it when the app is quiet, or run it again.
     """
     heads = (
         SentMessage.objects.filter(parent__isnull=True)
@@ -220,12 +277,15 @@ def rebuild(*, batch_size: int = 5000) -> int:
             "conversion__timestamp",
         )
     )
-    totals = _tally(heads.iterator(chunk_size=batch_size))
-    rows = [
-        ConversionStat(hour=key[0], **dict(zip(KEY_FIELDS, key[1:], strict=True)), **counts)
-        for key, counts in totals.items()
-    ]
     with transaction.atomic():
+        # Flagged first: on SQLite that takes the write lock before the long read.
+        SentMessage.objects.filter(counted=False).update(counted=True)
+        Conversion.objects.filter(counted=False).update(counted=True)
+        totals = _tally(heads.iterator(chunk_size=batch_size))
+        rows = [
+            ConversionStat(hour=key[0], **dict(zip(KEY_FIELDS, key[1:], strict=True)), **counts)
+            for key, counts in totals.items()
+        ]
         ConversionStat.objects.all().delete()
         ConversionStat.objects.bulk_create(rows, batch_size=batch_size)
     return len(rows)

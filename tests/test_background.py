@@ -15,8 +15,14 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.core import checks
 from django.test import AsyncClient, Client
 
-from django_nexmo_conversion import amark_converted, arecord_sms_response, mark_converted
+from django_nexmo_conversion import (
+    amark_converted,
+    arecord_sms_response,
+    mark_converted,
+    record_message,
+)
 from django_nexmo_conversion.conf import build_settings
+from django_nexmo_conversion.insights import conversion_rates
 from django_nexmo_conversion.models import Conversion, SentMessage, Status
 from django_nexmo_conversion.reporting import background
 from django_nexmo_conversion.sandbox import Sandbox
@@ -66,6 +72,15 @@ def test_a_transient_failure_is_retried_with_no_command_running(api: Sandbox) ->
     conversion = Conversion.objects.get()
     assert (conversion.status, conversion.attempt_count) == (Status.REPORTED, 2)
     assert [r.status for r in api.requests] == [503, 200]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_recording_alone_starts_the_sweeps_that_count_it(api: Sandbox) -> None:
+    # Nothing marked in this process: the sweeps still count what was sent (an SMS pumping
+    # attack converts nothing, and its low-conversion alert comes from these counts).
+    record_message("0A0000000000000F", recipient="+447700900123")
+    assert wait_until(lambda: SentMessage.objects.filter(counted=True).exists(), timeout=30)
+    assert [(row.key, row.sent) for row in conversion_rates(by="country")] == [("GB", 1)]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,4 +1,4 @@
-"""Insights: the rollups the write path keeps equal a brute-force recount of the rows, and the
+"""Insights: the rollups the sweeps fold equal a brute-force recount of the rows, and the
 low-conversion alerts fire once, for the collapsing destination only."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from django_nexmo_conversion import mark_converted, record_message, record_sms_response
+from django_nexmo_conversion import mark_converted, record_message, record_sms_response, stats
 from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.insights import conversion_rates, low_conversion_alerts
 from django_nexmo_conversion.links import conversion_link
@@ -128,6 +128,7 @@ def nearest_rank(values: list[float], q: float) -> float:
 
 
 def assert_matches_recount(by: str) -> None:
+    stats.fold()  # what the next sweep does
     expected = brute_force(by)
     rows = {row.key: row for row in conversion_rates(by=by)}
     assert set(rows) == set(expected)
@@ -158,6 +159,8 @@ def traffic(settings: Any, client: Client) -> None:
         receipt(gb)
         if index % 2 == 0:
             reply(gb, gb.recipient)  # converted by reply
+    # A sweep in the middle: what follows changes rows already counted as well as new ones.
+    stats.fold()
     for _index in range(4):
         fr = send(FR, parts=3, api_key="key-b")  # a long SMS: counted once
         receipt(fr[0])
@@ -176,7 +179,12 @@ def traffic(settings: Any, client: Client) -> None:
     # Recorded without a network; a receipt fills it in, after the conversion was counted.
     late = record_message("LATE000000000001", recipient="447700900999")
     mark_converted(late, timestamp=timezone.now())
+    stats.fold()
     receipt(late, network="23410")
+    # The same before the sweep counts anything: the sweep counts it where it is then.
+    early = record_message("EARLY00000000001", recipient="447700900998")
+    mark_converted(early, timestamp=timezone.now())
+    receipt(early, network="23420")
     # Sent a while ago, converted now: times to convert across the histogram (and a day back).
     now = timezone.now()
     for index, ago in enumerate([40, 200, 1000, 5000, 30000, 100000]):
@@ -189,6 +197,7 @@ def traffic(settings: Any, client: Client) -> None:
         "5b1c2d3e-0000-4000-8000-000000000001", channel="voice", recipient="33612345999"
     )
     mark_converted(call)
+    stats.fold()  # the sweep after it all
 
 
 @pytest.mark.parametrize("by", ["country", "network", "channel", "api_key", "day"])
@@ -197,31 +206,56 @@ def test_the_figures_equal_a_recount_of_the_rows(traffic: None, by: str):
 
 
 def test_the_traffic_has_what_the_recount_must_tell_apart(traffic: None):
+    stats.fold()
     rates = {row.key: row for row in conversion_rates(by="country")}
-    # GB: 6 + the late one + 6 older, 3 by reply + the late one + the 6 older; FR: 4 sends of
-    # 3 parts, each once.
-    assert (rates["GB"].sent, rates["GB"].converted, rates["GB"].delivered) == (13, 10, 7)
+    # GB: 6 + the late and early ones + 6 older, 3 by reply + late + early + the 6 older; FR:
+    # 4 sends of 3 parts, each once.
+    assert (rates["GB"].sent, rates["GB"].converted, rates["GB"].delivered) == (14, 11, 8)
     assert rates["GB"].p90_seconds_to_convert == 43200  # 30000 s is in the (21600, 43200] bucket
     assert (rates["FR"].sent, rates["FR"].converted) == (5, 5)
     # US: 2 by link; the delivered=False one is not converted.
     assert (rates["US"].sent, rates["US"].converted) == (5, 2)
     networks = {row.key: row for row in conversion_rates(by="network")}
-    # Moved with its receipt:
+    # Moved with its receipt, and counted where its receipt put it:
     assert (networks["23410"].sent, networks["23410"].converted) == (1, 1)
+    assert (networks["23420"].sent, networks["23420"].converted) == (1, 1)
     assert networks["23415"].label.startswith("Vodafone")
 
 
 def test_rebuild_recounts_what_arrived_behind_the_apps_back(traffic: None):
+    stats.fold()
     before = {row.key: row for row in conversion_rates(by="network")}
+    # A restore that brought the rows back but not their rollups, and an import whose rows
+    # say they were counted already.
     ConversionStat.objects.all().delete()
-    # An import: rows written straight to the table are not counted until a rebuild.
-    SentMessage.objects.create(message_id="IMPORTED00000001", country="GB", network="23415")
+    SentMessage.objects.create(
+        message_id="IMPORTED00000001", country="GB", network="23415", counted=True
+    )
+    assert stats.fold() == 0
     assert conversion_rates(by="network") == []
     call_command("rebuild_conversion_stats")
     after = {row.key: row for row in conversion_rates(by="network")}
     assert after["23415"].sent == before["23415"].sent + 1
     assert_matches_recount("network")
     assert_matches_recount("country")
+
+
+def test_rows_are_counted_by_the_next_sweep_once():
+    (gb,) = send(GB)
+    mark_converted(gb)
+    # Recording and marking wrote only their rows: nothing waits on a counter row.
+    assert conversion_rates(by="country") == []
+    assert stats.fold() == 2  # the message and its conversion
+    assert [(r.key, r.sent, r.converted) for r in conversion_rates(by="country")] == [("GB", 1, 1)]
+    assert stats.fold() == 0
+    assert [(r.key, r.sent, r.converted) for r in conversion_rates(by="country")] == [("GB", 1, 1)]
+
+
+def test_the_fold_takes_batches_until_nothing_is_left():
+    for _index in range(7):
+        send(FR)
+    assert stats.fold(batch_size=3) == 7
+    assert [(r.key, r.sent) for r in conversion_rates(by="country")] == [("FR", 7)]
 
 
 def test_a_rolled_back_send_leaves_no_count():
@@ -234,6 +268,7 @@ def test_a_rolled_back_send_leaves_no_count():
 
     with pytest.raises(RuntimeError):
         send_then_fail()
+    assert stats.fold() == 0
     assert conversion_rates(by="country") == []
 
 
@@ -244,6 +279,7 @@ def test_a_period_is_cut_at_whole_hours():
     )
     mark_converted(old)
     send(GB)
+    stats.fold()
     recent = conversion_rates(by="country", since=now - timedelta(hours=1))
     assert [(row.key, row.sent, row.converted) for row in recent] == [("GB", 1, 0)]
     everything = conversion_rates(by="country")
@@ -303,6 +339,7 @@ def pumped(settings: Any) -> None:
             mark_converted(gb)
     for _index in range(3):
         send(US)  # 0 % but only 3 sends
+    stats.fold()
 
 
 def test_a_low_conversion_alert_fires_for_the_collapsing_country_only(pumped: None):

@@ -1,5 +1,6 @@
-"""The rollups stay exact under concurrent writers: threads record, mark, and apply receipts
-that move counts to another network, all on the same rollup rows at once.
+"""The rollups stay exact under concurrent writers: threads record, mark, apply receipts that
+move counts to another network, and sweep (fold the uncounted rows in), all on the same
+rows at once.
 
 For PostgreSQL and MariaDB (``NEXMO_TEST_DB=postgres`` / ``mariadb``), where writers
 really overlap and row locks decide. SQLite has one writer at a time and answers a second
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from django_nexmo_conversion import mark_converted, record_message, record_sms_response
+from django_nexmo_conversion import mark_converted, record_message, record_sms_response, stats
 from django_nexmo_conversion.insights import conversion_rates
 from django_nexmo_conversion.models import SentMessage
 
@@ -37,9 +38,16 @@ PER_THREAD = 15
 
 def test_concurrent_writers_lose_no_count(settings: Any):
     # Recorded without a network: receipts fill it in while other threads convert them.
+    # The first half is counted already (their receipts move counts); the second is not (the
+    # sweeps running below count them wherever their receipts have put them by then).
+    half = THREADS * PER_THREAD // 2
     waiting = [
+        record_message(f"W{index:015d}", recipient=f"4477009{index:05d}") for index in range(half)
+    ]
+    assert stats.fold() == half
+    waiting += [
         record_message(f"W{index:015d}", recipient=f"4477009{index:05d}")
-        for index in range(THREADS * PER_THREAD)
+        for index in range(half, THREADS * PER_THREAD)
     ]
     turns = itertools.count()
     lock = threading.Lock()
@@ -70,6 +78,8 @@ def test_concurrent_writers_lose_no_count(settings: Any):
             else:
                 mark_converted(message)
                 receipt(neighbour, network="23410")
+            if index % 3 == me % 3:
+                stats.fold(batch_size=7)  # a sweep, while the others write
         return me
 
     done, errors = run_together(THREADS, work)
@@ -80,8 +90,9 @@ def test_concurrent_writers_lose_no_count(settings: Any):
     networks = {row.key: row for row in conversion_rates(by="network")}
     assert networks["20801"].sent == THREADS * PER_THREAD
     assert networks["20801"].converted == THREADS * PER_THREAD
-    # The receipts moved counts to the new network while conversions of the same messages
-    # were being counted (the recounts above prove none was lost or counted twice).
+    # The receipts moved counts to the new network while sweeps were counting the same
+    # messages and their conversions (the recounts above prove none was lost or counted
+    # twice; they fold what is left first, as the next sweep would).
     moved = SentMessage.objects.filter(network="23410")
     assert networks["23410"].sent == moved.count() > THREADS * PER_THREAD / 2
     assert networks["23410"].converted == moved.filter(conversion__delivered=True).count() > 0

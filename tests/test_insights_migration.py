@@ -25,12 +25,17 @@ def test_existing_rows_get_their_country_and_their_rollups(monkeypatch: pytest.M
     monkeypatch.setattr(migration, "BATCH", 3)  # several batches out of a few rows
     now = timezone.now()
     numbers = ["447700900001", "33612345678", "14155550100", "********0123", "", "447700900002"]
+    # counted=True: what 0005 sets on every row that 0004 counted.
     for index, number in enumerate(numbers):
         message = SentMessage.objects.create(
-            message_id=f"OLD{index:013d}", recipient=number, network="23415", sent_at=now
+            message_id=f"OLD{index:013d}",
+            recipient=number,
+            network="23415",
+            sent_at=now,
+            counted=True,
         )
         if index % 2 == 0:
-            Conversion.objects.create(message=message, timestamp=now)
+            Conversion.objects.create(message=message, timestamp=now, counted=True)
     editor = SimpleNamespace(connection=connection)
     migration.fill_countries(apps, editor)
     migration.count_rollups(apps, editor)

@@ -162,7 +162,9 @@ def test_a_tampered_parameter_is_refused(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("offset", [-301, -3600, 301, 3600])
+# A minute clear of the 300-second limit: the signed timestamp is a whole second and a slow
+# machine may take a moment before the view reads the clock, so 301 could land inside it.
+@pytest.mark.parametrize("offset", [-360, -3600, 360, 3600])
 def test_a_stale_or_future_timestamp_is_refused(
     client: Client, sms: SentMessage, method: str, kind: str, offset: int
 ) -> None:

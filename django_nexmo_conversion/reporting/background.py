@@ -79,6 +79,10 @@ class BackgroundReporter:
             return False
         return True
 
+    def start(self) -> None:
+        """Run the thread (and so its sweeps) in this process, with nothing to report yet."""
+        self._ensure_thread()
+
     def flush(self, timeout: float) -> bool:
         """Wait until everything submitted so far has been reported (or tried); False if
         ``timeout`` seconds passed first."""
@@ -227,6 +231,12 @@ def get_reporter() -> BackgroundReporter:
 def submit(pk: int) -> bool:
     """Report ``pk`` from the background thread; called after the marking commits."""
     return get_reporter().submit(pk)
+
+
+def start() -> None:
+    """Make sure this process sweeps (called when a message is recorded, so the rollups
+    count it even where nothing is marked yet)."""
+    get_reporter().start()
 
 
 def flush(timeout: float = 5.0) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from django.utils import timezone
 
-from .. import telemetry
+from .. import stats, telemetry
 from ..conf import ConversionSettings, get_settings
 from ..insights import low_conversion_alerts
 from ..non_conversion import mark_non_conversions
@@ -153,13 +153,15 @@ def report_due(
     progress: Callable[[ReportResult], None] | None = None,
 ) -> ReportResult:
     """The periodic job: mark the non-conversions whose window closed, then report whatever
-    is due (new conversions, retries, leftovers of a dead worker); then look for
-    low-conversion destinations (``conversion_rate_low`` fires once per new alert)."""
+    is due (new conversions, retries, leftovers of a dead worker); then count what was
+    recorded and marked since into the rollups, and look for low-conversion destinations
+    (``conversion_rate_low`` fires once per new alert)."""
     marked = mark_non_conversions()
     result = report_pending(
         limit=limit, concurrency=concurrency, should_stop=should_stop, progress=progress
     )
     result.non_conversions = marked
+    stats.fold()
     # Two small queries on the hourly rollups: cheap enough for every sweep, and a sweep
     # is what makes an alert fire even when nobody looks at the admin.
     low_conversion_alerts()

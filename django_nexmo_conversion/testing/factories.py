@@ -1,7 +1,8 @@
 """factory-boy factories for the app's models, for your own tests.
 
-They keep the hourly rollups (``stats``) as the app's own write path does, so the dashboard
-and the insights count what the factories made.
+Rows are made as the app makes them: uncounted in the hourly rollups until the next sweep
+folds them in. A test of the dashboard or the insights calls
+``django_nexmo_conversion.stats.fold()`` first, as the sweep would.
 """
 
 from __future__ import annotations
@@ -10,12 +11,10 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 from factory.declarations import LazyAttribute, LazyFunction, Sequence, SubFactory
 from factory.django import DjangoModelFactory
 
-from .. import stats
 from ..geography import country_of
 from ..models import Conversion, ConversionAttempt, Outcome, SentMessage, Status
 
@@ -37,12 +36,7 @@ class SentMessageFactory(DjangoModelFactory[SentMessage]):
 
     @classmethod
     def _create(cls, model_class: type[SentMessage], *args: Any, **kwargs: Any) -> SentMessage:
-        known = SentMessage.objects.filter(
-            channel=kwargs.get("channel", "sms"), message_id=kwargs.get("message_id")
-        ).exists()
         message: SentMessage = super()._create(model_class, *args, **kwargs)
-        if not known:
-            stats.count_sent(message)
         # A part made with parent= belongs to a long SMS: flag its first part, as
         # record_sms_response does, so marking either marks both.
         if message.parent is not None and not message.parent.has_parts:
@@ -60,15 +54,6 @@ class ConversionFactory(DjangoModelFactory[Conversion]):
     timestamp = LazyFunction(timezone.now)
     status = Status.PENDING
     next_attempt_at = LazyFunction(timezone.now)
-
-    @classmethod
-    def _create(cls, model_class: type[Conversion], *args: Any, **kwargs: Any) -> Conversion:
-        # Together, as marking does: counting locks the message row, which needs a transaction.
-        with transaction.atomic():
-            conversion: Conversion = super()._create(model_class, *args, **kwargs)
-            if conversion.delivered:
-                stats.count_converted(conversion.message, conversion.timestamp)
-        return conversion
 
 
 class ConversionAttemptFactory(DjangoModelFactory[ConversionAttempt]):

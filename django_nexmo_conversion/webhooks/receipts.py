@@ -90,15 +90,17 @@ def _supersedes(receipt: DeliveryReceipt, message: SentMessage) -> bool:
 def _recount(
     message: SentMessage, old_key: stats.Key, was_delivered: bool, old: stats.Deltas
 ) -> None:
-    """Move the message's counts in the rollups to its new network and delivery status
-    (called with the message row locked, so no conversion of it is being counted now)."""
+    """Move what the rollups count of the message (``old``, when its network changed) to
+    its new network and delivery status. Called with the message row locked, so no sweep is
+    folding it or its conversion meanwhile; what is not counted yet moves with nothing: the
+    sweep counts it as it is then."""
     if message.parent_id is not None:
         return  # parts 2..n are not counted
     is_delivered = message.delivery_status == "delivered"
-    if old:  # the network changed: the whole contribution moves to the new row
-        new = {**old, "delivered": int(is_delivered)}
+    if old:  # the network changed: the whole counted contribution moves to the new row
+        new = {**old, "delivered": int(is_delivered)} if message.counted else old
         stats.move(old_key, stats.key_of(message), old, new)
-    elif is_delivered != was_delivered:
+    elif message.counted and is_delivered != was_delivered:
         key = stats.key_of(message)
         stats.move(key, key, {"delivered": int(was_delivered)}, {"delivered": int(is_delivered)})
 
