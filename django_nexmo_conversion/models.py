@@ -31,6 +31,8 @@ __all__ = [
     "ReplyOutcome",
     "SentMessage",
     "Status",
+    "StatusCount",
+    "StatusCountChange",
 ]
 
 #: Nexmo's SMS message ids are 16-18 hex characters and call ids are UUIDs; 64 leaves room.
@@ -139,6 +141,9 @@ class Conversion(models.Model):
     #: Whether the rollups count this conversion yet (see ``SentMessage.counted``): False
     #: only on a ``delivered=True`` conversion the next sweep has still to count.
     counted = models.BooleanField(default=False, editable=False)
+    #: The status this row is counted under in ``StatusCount`` ("" before the first sweep):
+    #: status changes write only ``status``, and the next sweep moves the count.
+    counted_status = models.CharField(max_length=10, blank=True, default="", editable=False)
 
     objects = ConversionQuerySet.as_manager()
 
@@ -159,6 +164,9 @@ class Conversion(models.Model):
             models.Index(fields=["reported_at"], name="nexmo_conv_reported_at_idx"),
             models.Index(fields=["created_at"], name="nexmo_conv_created_at_idx"),
             models.Index(fields=["counted"], name="nexmo_conv_counted_idx"),
+            # The rows whose status changed since the last sweep: a handful of equality
+            # ranges, (counted_status, status) with the two unequal.
+            models.Index(fields=["counted_status", "status"], name="nexmo_conv_status_moved_idx"),
         ]
         constraints: ClassVar = [
             models.CheckConstraint(
@@ -286,6 +294,45 @@ class ConversionStat(models.Model):
 for _field in SECONDS_TO_CONVERT_FIELDS:
     # Columns rather than rows: one UPDATE bumps a conversion's count and its bucket.
     ConversionStat.add_to_class(_field, models.BigIntegerField(default=0, editable=False))
+
+
+class StatusCount(models.Model):
+    """How many conversions marked in one hour (UTC) are in one status now. Counted by the
+    sweeps and on deletion (``statuses``), so the dashboard and the Prometheus gauge read
+    hours x statuses, not the conversions."""
+
+    #: The hour (UTC) the conversions were marked in (``created_at``).
+    hour = models.DateTimeField(_("hour"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    conversions = models.BigIntegerField(_("conversions"), default=0)
+
+    class Meta:
+        verbose_name = _("status count")
+        verbose_name_plural = _("status counts")
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["hour", "status"], name="nexmo_conv_status_count_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.status}: {self.conversions}"
+
+
+class StatusCountChange(models.Model):
+    """A change to a :class:`StatusCount` not counted in yet: deleting a conversion leaves its
+    -1 here, an INSERT that waits for no counter row, and the next sweep adds it in."""
+
+    hour = models.DateTimeField(_("hour"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    change = models.IntegerField(_("change"))
+
+    class Meta:
+        verbose_name = _("status count change")
+        verbose_name_plural = _("status count changes")
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.status}: {self.change:+d}"
 
 
 class ConversionAlert(models.Model):

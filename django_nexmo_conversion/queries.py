@@ -10,6 +10,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from . import statuses
 from .models import Conversion, ConversionAttempt, ConversionStat, Outcome, Status
 
 if TYPE_CHECKING:
@@ -96,18 +97,16 @@ def last_answer_kind(status_code: int | None) -> str:
 def status_counts() -> dict[str, int]:
     """How many conversions are in each status (every status present, zeros included).
 
-    One grouped query, served by the index that starts with ``status``.
+    From the status counts the sweeps keep, plus the rows changed since (``statuses``): the
+    same cost at any number of conversions.
     """
-    counts = dict.fromkeys(Status.values, 0)
-    rows = Conversion.objects.order_by().values_list("status").annotate(n=Count("pk"))
-    for status, n in rows:
-        counts[status] = n
-    return counts
+    return statuses.totals()
 
 
 @dataclass(frozen=True)
 class WindowCounts:
-    """Conversions *marked* in a period (``created_at``), by their status now."""
+    """Conversions *marked* in a period (``created_at``, from its whole hour), by their
+    status now."""
 
     key: str
     label: StrOrPromise
@@ -122,28 +121,19 @@ class WindowCounts:
 
 
 def window_counts(*, now: datetime | None = None) -> list[WindowCounts]:
-    """Marked / reported / failed for each of :data:`WINDOWS`, in one query.
-
-    The range on ``created_at`` (indexed) bounds the scan to the longest period.
-    """
+    """Marked / reported / failed for each of :data:`WINDOWS`, in one query over the status
+    counts of their hours (``statuses.totals_since``)."""
     now = now or timezone.now()
-    aggregates: dict[str, Count] = {}
-    for key, length in WINDOWS:
-        since = Q(created_at__gte=now - length)
-        aggregates[f"{key}_marked"] = Count("pk", filter=since)
-        aggregates[f"{key}_reported"] = Count("pk", filter=since & Q(status=Status.REPORTED))
-        aggregates[f"{key}_failed"] = Count("pk", filter=since & Q(status=Status.FAILED))
-    longest = max(length for _key, length in WINDOWS)
-    values = Conversion.objects.filter(created_at__gte=now - longest).aggregate(**aggregates)
+    periods = statuses.totals_since(*(now - length for _key, length in WINDOWS))
     return [
         WindowCounts(
             key=key,
             label=WINDOW_LABELS[key],
-            marked=values[f"{key}_marked"],
-            reported=values[f"{key}_reported"],
-            failed=values[f"{key}_failed"],
+            marked=sum(counts.values()),
+            reported=counts[Status.REPORTED],
+            failed=counts[Status.FAILED],
         )
-        for key, _length in WINDOWS
+        for (key, _length), counts in zip(WINDOWS, periods, strict=True)
     ]
 
 

@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 from django.db import models, transaction
 from django.utils import timezone
 
-from . import stats
+from . import folding
 from .exceptions import ConversionInputError
 from .models import Conversion, ConversionAttempt, SentMessage, Status
+from .statuses import settled_deletion
 
 #: Messages with no conversion at all.
 UNCONVERTED = "unconverted"
@@ -112,7 +113,7 @@ def purge(
         return _counts(purgeable(cutoff, chosen))
     # The rollups keep the history of what is purged: count whatever the sweeps have not
     # counted yet before it goes.
-    stats.fold()
+    folding.fold()
     result = PurgeResult()
     while True:
         with transaction.atomic():
@@ -121,9 +122,10 @@ def purge(
             )
             if not ids:
                 return result
-            _total, per_model = SentMessage.objects.filter(
-                models.Q(pk__in=ids) | models.Q(parent_id__in=ids)
-            ).delete()
+            sends = models.Q(pk__in=ids) | models.Q(parent_id__in=ids)
+            conversions = Conversion.objects.filter(message__in=SentMessage.objects.filter(sends))
+            with settled_deletion(conversions):
+                _total, per_model = SentMessage.objects.filter(sends).delete()
         result.batches += 1
         result.messages += per_model.get(SentMessage._meta.label, 0)
         result.conversions += per_model.get(Conversion._meta.label, 0)

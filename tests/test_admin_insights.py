@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from django_nexmo_conversion import mark_converted, record_message, stats
+from django_nexmo_conversion import folding, mark_converted, record_message
 
 from .helpers import configure
 from .test_insights import FR, GB, brute_force, send, traffic  # noqa: F401 (a fixture)
@@ -76,7 +76,7 @@ def test_alerts_are_on_top_and_on_the_dashboard(admin_client: Client, settings: 
         send(FR)
         (gb,) = send(GB)
         mark_converted(gb)
-    stats.fold()
+    folding.fold()
     html = admin_client.get(INSIGHTS).content.decode()
     alerts = html.split('id="nexmo-alerts"', 1)[1].split("</ul>", 1)[0]
     assert 'data-key="FR"' in alerts

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_nexmo_conversion import queries, report_pending, stats
+from django_nexmo_conversion import folding, queries, report_pending
 from django_nexmo_conversion.admin import chart
 from django_nexmo_conversion.models import Conversion, Status
 from django_nexmo_conversion.queries import DayRate
@@ -79,7 +79,7 @@ def test_daily_rates_cut_days_in_local_time_across_a_dst_change():
     _message(datetime(2026, 3, 30, 8, 0, tzinfo=PARIS), parent=sent)  # part 2: not a send
     _message(datetime(2026, 3, 30, 9, 0, tzinfo=PARIS), converted=False)  # not a conversion
     _message(datetime(2026, 3, 30, 9, 30, tzinfo=PARIS))
-    stats.fold()
+    folding.fold()
 
     with timezone.override(PARIS):
         days = queries.daily_conversion_rates(days=30, now=now)
@@ -225,7 +225,7 @@ def test_dashboard_shows_the_numbers(admin_client):
         message=SentMessageFactory(sent_at=now - timedelta(hours=1)),
     )
     SentMessageFactory(sent_at=now - timedelta(hours=1))  # sent, never converted
-    stats.fold()  # the sweep that counts them in the rollups the chart reads
+    folding.fold()  # the sweep that counts them in the rollups the chart reads
 
     html = admin_client.get(DASHBOARD).content.decode()
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from django.utils import timezone
 
-from .. import stats, telemetry
+from .. import folding, telemetry
 from ..conf import ConversionSettings, get_settings
 from ..insights import low_conversion_alerts
 from ..non_conversion import mark_non_conversions
@@ -161,7 +161,7 @@ def report_due(
         limit=limit, concurrency=concurrency, should_stop=should_stop, progress=progress
     )
     result.non_conversions = marked
-    stats.fold()
+    folding.fold()
     # Two small queries on the hourly rollups: cheap enough for every sweep, and a sweep
     # is what makes an alert fire even when nobody looks at the admin.
     low_conversion_alerts()

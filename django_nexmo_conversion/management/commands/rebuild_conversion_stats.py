@@ -1,4 +1,5 @@
-"""``manage.py rebuild_conversion_stats``: recount the hourly rollups from the rows."""
+"""``manage.py rebuild_conversion_stats``: recount the hourly rollups and the status counts
+from the rows."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...stats import rebuild
+from ... import stats, statuses
 
 
 class Command(BaseCommand):
     help = (
-        "Recount the insights' and the dashboard's hourly rollups from the sent messages and "
-        "conversions: after an import, a restore or rows changed behind the app's back."
+        "Recount the insights' and the dashboard's hourly rollups and status counts from the "
+        "sent messages and conversions: after an import, a restore or rows changed behind "
+        "the app's back."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -23,5 +25,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, batch_size: int, **options: Any) -> None:
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
-        rows = rebuild(batch_size=batch_size)
-        self.stdout.write(f"Rebuilt {rows} rollup row(s).")
+        rows = stats.rebuild(batch_size=batch_size)
+        counts = statuses.rebuild(batch_size=batch_size)
+        self.stdout.write(f"Rebuilt {rows} rollup row(s) and {counts} status count row(s).")

@@ -1,0 +1,208 @@
+"""The status counts (``StatusCount``) the dashboard and the Prometheus gauge read equal a
+recount of the conversions at every moment: before a sweep, after it, after deletions by
+any path, and with threads marking, reporting, sweeping and deleting at once (PostgreSQL
+and MariaDB, where writers really overlap)."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import threading
+import traceback
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import DatabaseError, connection
+from django.utils import timezone
+
+from django_nexmo_conversion import folding, mark_converted, queries, report_pending
+from django_nexmo_conversion.counters import lock_conflict
+from django_nexmo_conversion.marking import retry_now
+from django_nexmo_conversion.models import Conversion, SentMessage, Status, StatusCount
+from django_nexmo_conversion.retention import purge
+from django_nexmo_conversion.stats import hour_of
+from django_nexmo_conversion.statuses import totals_since
+from django_nexmo_conversion.testing.factories import ConversionFactory
+
+from .helpers import configure, mark_many, run_together
+
+LOCMEM = "django_nexmo_conversion.backends.locmem.LocmemBackend"
+
+
+def recount(since: Any = None) -> dict[str, int]:
+    rows = Conversion.objects.all()
+    if since is not None:
+        rows = rows.filter(created_at__gte=hour_of(since))
+    counted = Counter(rows.values_list("status", flat=True))
+    return {status: counted.get(status, 0) for status in Status.values}
+
+
+def stored() -> dict[str, int]:
+    """What the counter rows alone say (right only after a sweep)."""
+    counted: Counter[str] = Counter()
+    for status, n in StatusCount.objects.values_list("status", "conversions"):
+        counted[status] += n
+    return {status: counted.get(status, 0) for status in Status.values}
+
+
+def assert_exact() -> None:
+    assert queries.status_counts() == recount()
+    folding.fold()
+    assert stored() == recount()
+    assert queries.status_counts() == recount()
+
+
+@pytest.fixture
+def locmem(settings: Any) -> None:
+    configure(settings, BACKEND=LOCMEM, DISPATCH="manual")
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("locmem")
+def test_the_counts_are_exact_before_and_after_each_sweep(settings: Any) -> None:
+    mark_many(6, prefix="ST")
+    # Marked, not swept yet: the reads count the rows changed since the sweep.
+    assert StatusCount.objects.count() == 0
+    assert queries.status_counts() == {"pending": 6, "sending": 0, "reported": 0, "failed": 0}
+    assert_exact()
+    report_pending()
+    assert queries.status_counts()["reported"] == 6
+    assert_exact()
+    # A failure, a retry by hand, and an upgrade of a non-conversion.
+    failed = ConversionFactory(status=Status.FAILED)
+    assert_exact()
+    retry_now(Conversion.objects.filter(pk=failed.pk))
+    mark_converted("ST-FALSE", delivered=False)
+    assert_exact()
+    mark_converted("ST-FALSE", delivered=True)
+    assert (
+        queries.status_counts()
+        == recount()
+        == {
+            "pending": 2,
+            "sending": 0,
+            "reported": 6,
+            "failed": 0,
+        }
+    )
+    assert_exact()
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("locmem")
+def test_periods_count_the_conversions_marked_since_their_hour() -> None:
+    now = timezone.now()
+    for days in (0, 0, 2, 9, 40):
+        ConversionFactory(created_at=now - timedelta(days=days))
+    folding.fold()
+    ConversionFactory(status=Status.FAILED, created_at=now - timedelta(days=3))  # not swept
+    starts = [now - timedelta(days=1), now - timedelta(days=7), now - timedelta(days=30)]
+    assert totals_since(*starts) == [recount(since) for since in starts]
+    assert [sum(c.values()) for c in totals_since(*starts)] == [2, 4, 5]
+    windows = {w.key: (w.marked, w.reported, w.failed) for w in queries.window_counts(now=now)}
+    assert windows == {"24h": (2, 0, 0), "7d": (4, 0, 1), "30d": (5, 0, 1)}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("locmem")
+def test_a_deletion_by_any_path_leaves_the_counts_exact() -> None:
+    mark_many(8, prefix="DEL")
+    report_pending(limit=5)
+    folding.fold()
+    mark_many(2, prefix="NEW")  # not swept yet when deleted
+    # The admin's way (the ORM, one row at a time, with the cascade from the message).
+    SentMessage.objects.get(message_id="DEL0000").delete()
+    Conversion.objects.get(message__message_id="NEW0000").delete()
+    # A bulk delete of a queryset.
+    Conversion.objects.filter(message__message_id__in=["DEL0006", "DEL0007"]).delete()
+    assert queries.status_counts() == recount()
+    assert_exact()
+    # The purge settles whole batches at once.
+    Conversion.objects.filter(status=Status.REPORTED).update(reported_at=timezone.now())
+    result = purge(older_than=timedelta(0), statuses=["reported", "pending"], batch_size=2)
+    assert result.conversions == 6
+    assert Conversion.objects.count() == 0
+    assert queries.status_counts() == recount() == dict.fromkeys(Status.values, 0)
+    assert_exact()
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("locmem")
+def test_rebuild_recounts_the_status_counts() -> None:
+    mark_many(4, prefix="RB")
+    report_pending(limit=1)
+    folding.fold()
+    StatusCount.objects.update(conversions=99)  # damaged behind the app's back
+    Conversion.objects.filter(status=Status.PENDING).update(status=Status.FAILED)  # raw-ish
+    call_command("rebuild_conversion_stats", stdout=io.StringIO())
+    assert stored() == recount() == {"pending": 0, "sending": 0, "reported": 1, "failed": 3}
+    assert queries.status_counts() == recount()
+
+
+# --- concurrent writers ------------------------------------------------------------------------
+
+THREADS = 6
+PER_THREAD = 12
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    connection.vendor == "sqlite", reason="SQLite has one writer at a time (see test_insights)"
+)
+def test_marking_reporting_sweeping_and_deleting_at_once_lose_no_count(settings: Any) -> None:
+    configure(settings, BACKEND=LOCMEM, DISPATCH="manual")
+    turns = itertools.count()
+    lock = threading.Lock()
+
+    def work() -> int:
+        with lock:
+            me = next(turns)
+        for index in range(PER_THREAD):
+            mark_converted(f"C{me:02d}{index:013d}")
+            step = (me + index) % 4
+            if step == 0:
+                report_pending(limit=3, concurrency=1)  # claims and answers
+            elif step == 1:
+                folding.fold(batch_size=5)  # a sweep
+            elif step == 2 and index:
+                # A deletion, of a row another thread may be claiming or sweeping.
+                Conversion.objects.filter(message__message_id=f"C{me:02d}{index - 1:013d}").delete()
+        return me
+
+    done, errors = run_together(THREADS, work)
+    assert errors == [], "".join(traceback.format_exception(errors[0]))
+    assert sorted(done) == list(range(THREADS))
+    assert Conversion.objects.filter(status=Status.REPORTED).exists()
+    assert queries.status_counts() == recount()
+    assert_exact()
+    per_hour = Counter(
+        (hour_of(created), status)
+        for created, status in Conversion.objects.values_list("created_at", "status")
+    )
+    rows = {(row.hour, row.status): row.conversions for row in StatusCount.objects.all()}
+    assert {key: n for key, n in rows.items() if n} == dict(per_hour)
+
+
+class _Cause(Exception):
+    def __init__(self, *args: object, sqlstate: str | None = None) -> None:
+        super().__init__(*args)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("cause", "conflict"),
+    [
+        (_Cause("deadlock detected", sqlstate="40P01"), True),  # PostgreSQL (psycopg 3)
+        (_Cause(1213, "Deadlock found when trying to get lock"), True),  # MariaDB
+        (_Cause(1205, "Lock wait timeout exceeded"), True),
+        (_Cause("relation does not exist", sqlstate="42P01"), False),
+        (_Cause(1146, "Table doesn't exist"), False),
+    ],
+)
+def test_only_a_lost_lock_conflict_is_left_to_the_next_sweep(cause: Exception, conflict: bool):
+    error = DatabaseError(str(cause))
+    error.__cause__ = cause  # as Django's error wrapper raises it: "from" the driver's
+    assert lock_conflict(error) is conflict
