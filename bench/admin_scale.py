@@ -135,13 +135,17 @@ def load(rows: int) -> None:
             if status_of(n) == "failed"
         ),
     )
-    # Loaded behind the app's back, as an import would be: recount the hourly rollups the
-    # dashboard and the Insights page read (manage.py rebuild_conversion_stats).
-    from django_nexmo_conversion.stats import rebuild
+    # Loaded behind the app's back, as an import would be: recount the hourly rollups and the
+    # status counts the dashboard and the Insights page read (rebuild_conversion_stats).
+    from django_nexmo_conversion import stats, statuses
 
     started = time.perf_counter()
-    rollups = rebuild()
-    print(f"rebuilt {rollups:,} rollup rows in {time.perf_counter() - started:.0f} s")
+    rollups = stats.rebuild()
+    counts = statuses.rebuild()
+    print(
+        f"rebuilt {rollups:,} rollup rows and {counts:,} status count rows in "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     common.analyze()
 
 

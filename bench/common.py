@@ -39,6 +39,8 @@ APP_TABLES = (
     "django_nexmo_conversion_sentmessage",
     "django_nexmo_conversion_conversionstat",
     "django_nexmo_conversion_conversionalert",
+    "django_nexmo_conversion_statuscount",
+    "django_nexmo_conversion_statuscountchange",
 )
 
 

@@ -53,7 +53,7 @@ def _recipient_fields(recipient: object) -> dict[str, str]:
 
 
 def _record(channel: str, message_id: str, fields: dict[str, Any]) -> SentMessage:
-    """Get or create the message (the rollups count it at the next sweep: ``stats.fold``)."""
+    """Get or create the message (the rollups count it at the next sweep: ``folding.fold``)."""
     found = SentMessage.objects.filter(channel=channel, message_id=message_id).first()
     if found is not None:
         return found
@@ -190,7 +190,7 @@ def _only_in_a_transaction() -> AbstractContextManager[object]:
 def _create_conversion(message: SentMessage, delivered: bool, at: datetime) -> Conversion | None:
     """Insert the conversion, or return None if the message already has one.
 
-    One INSERT: the rollups count it at the next sweep (``stats.fold``); a
+    One INSERT: the rollups count it at the next sweep (``folding.fold``); a
     ``delivered=False`` conversion adds nothing to them, so it is born counted.
     """
     fields = {

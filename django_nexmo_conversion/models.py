@@ -80,7 +80,7 @@ class SentMessage(models.Model):
     #: delivery receipt's ``network-code``.
     network = models.CharField(_("network"), max_length=6, blank=True, default="")
     #: Whether the rollups (``ConversionStat``) count this message yet: recording only
-    #: inserts the row, and the next sweep counts it (``stats.fold``), so no request waits
+    #: inserts the row, and the next sweep counts it (``folding.fold``), so no request waits
     #: on a shared counter row.
     counted = models.BooleanField(default=False, editable=False)
 
@@ -192,6 +192,11 @@ class ConversionAttempt(models.Model):
         verbose_name = _("attempt")
         verbose_name_plural = _("attempts")
         ordering: ClassVar = ["started_at", "pk"]
+        indexes: ClassVar = [
+            # The newest halt (an account or endpoint error) in one probe: the halt banner,
+            # the status command and the metrics ask on every view and scrape.
+            models.Index(fields=["outcome", "started_at"], name="nexmo_conv_attempt_outcome_idx"),
+        ]
 
     def __str__(self) -> str:
         code = self.http_status if self.http_status is not None else "-"
@@ -261,7 +266,7 @@ class ConversionStat(models.Model):
     """One hour of sends with the same channel, API key, country and network: how many were
     sent, delivered (by receipt) and converted (``delivered=True``), and how long converting
     took (a histogram). Kept exact by the sweeps, which fold in what was recorded or marked
-    since (``stats.fold``); rebuilt from the rows by ``manage.py rebuild_conversion_stats``.
+    since (``folding.fold``); rebuilt from the rows by ``manage.py rebuild_conversion_stats``.
 
     Reads sum these rows, so their cost follows the number of hours and destinations, not
     the number of messages. A long SMS counts once (its first part).

@@ -11,15 +11,17 @@ import socket
 import threading
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from django.db import connections
+from django.utils import timezone
 
 from django_nexmo_conversion import mark_converted
-from django_nexmo_conversion.models import Conversion
+from django_nexmo_conversion.models import Conversion, Outcome
 from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
 
 
@@ -57,6 +59,29 @@ def replace_configuration(settings: Any, value: object) -> None:
 def mark_many(count: int, prefix: str = "MSG") -> list[Conversion]:
     """``count`` pending conversions, of messages ``{prefix}0000``, ``{prefix}0001``, ..."""
     return [mark_converted(f"{prefix}{i:04d}") for i in range(count)]
+
+
+def halted(code: int = 401, at: datetime | None = None, **fields: Any) -> Conversion:
+    """What a run halted by an account or endpoint error leaves: the conversion pending with
+    the answer, due since the halt, and its attempt (factory-made; needs factory-boy)."""
+    from django_nexmo_conversion.testing.factories import (
+        ConversionAttemptFactory,
+        ConversionFactory,
+    )
+
+    at = at or timezone.now()
+    error = f"HTTP {code}: refused"
+    conversion = ConversionFactory(
+        last_status_code=code, last_error=error, next_attempt_at=at, **fields
+    )
+    ConversionAttemptFactory(
+        conversion=conversion,
+        outcome=Outcome.ACCOUNT_ERROR,
+        http_status=code,
+        error=error,
+        started_at=at,
+    )
+    return conversion
 
 
 def requests_per_message(sandbox: Sandbox) -> Counter[str | None]:

@@ -29,7 +29,7 @@ from django_nexmo_conversion.testing.factories import (
 )
 from tests.testapp.models import Order
 
-from .helpers import configure
+from .helpers import configure, halted
 
 pytestmark = pytest.mark.django_db
 
@@ -214,7 +214,7 @@ def _conversion_rows(count: int) -> None:
 def test_list_query_count_does_not_grow_with_the_rows(admin_client, monkeypatch, url):
     for model in (Conversion, SentMessage):
         monkeypatch.setattr(admin.site._registry[model], "list_per_page", 500)
-    ConversionFactory(last_status_code=401)  # a halted row: the banner's queries run too
+    halted(401)  # the banner's queries run too
 
     def queries_for(rows: int) -> int:
         _conversion_rows(rows - Conversion.objects.count())

@@ -17,7 +17,12 @@ from django_nexmo_conversion import folding, queries, report_pending
 from django_nexmo_conversion.admin import chart
 from django_nexmo_conversion.models import Conversion, Status
 from django_nexmo_conversion.queries import DayRate
-from django_nexmo_conversion.testing.factories import ConversionFactory, SentMessageFactory
+from django_nexmo_conversion.testing.factories import (
+    ConversionFactory,
+    SentMessageFactory,
+)
+
+from .helpers import halted
 
 pytestmark = pytest.mark.django_db
 
@@ -144,7 +149,7 @@ def test_latest_halt_follows_real_report_runs(nexmo_sandbox, code):
 
 def test_an_old_refusal_followed_by_a_report_is_not_a_halt():
     now = timezone.now()
-    ConversionFactory(last_status_code=401, next_attempt_at=now - timedelta(minutes=5))
+    halted(401, at=now - timedelta(minutes=5))
     ConversionFactory(status=Status.REPORTED, reported_at=now - timedelta(minutes=1))
     assert queries.latest_halt() is None
 
@@ -251,7 +256,7 @@ def test_dashboard_shows_the_numbers(admin_client):
     ],
 )
 def test_dashboard_banner_after_an_account_error(admin_client, code, fix):
-    conversion = ConversionFactory(last_status_code=code, last_error=f"HTTP {code}: refused")
+    conversion = halted(code)
     html = admin_client.get(DASHBOARD).content.decode()
     assert 'id="nexmo-halt"' in html
     assert f"Nexmo refused the account (HTTP {code})" in html
@@ -278,7 +283,7 @@ def test_dashboard_query_count_does_not_grow_with_the_data(admin_client):
             assert admin_client.get(DASHBOARD).status_code == 200
         return len(captured)
 
-    ConversionFactory(last_status_code=401)  # the banner's queries run too
+    halted(401)  # the banner's queries run too
     ConversionFactory(status=Status.FAILED, last_error="a")
     small = queries()
     now = timezone.now()

@@ -146,5 +146,11 @@ class Migration(migrations.Migration):
                 fields=["counted_status", "status"], name="nexmo_conv_status_moved_idx"
             ),
         ),
+        migrations.AddIndex(
+            model_name="conversionattempt",
+            index=models.Index(
+                fields=["outcome", "started_at"], name="nexmo_conv_attempt_outcome_idx"
+            ),
+        ),
         migrations.RunPython(count_statuses, migrations.RunPython.noop, elidable=True),
     ]
