@@ -6,11 +6,13 @@ A conversion's status changes in many places (marking, claims, answers, retries,
 none of them counts anything: each row keeps ``counted_status``, the status it is counted
 under, and every sweep moves the rows whose status changed since (:func:`fold_statuses`).
 Reads add what changed since the last sweep (:func:`totals`, :func:`totals_since`), found
-through the ``(counted_status, status)`` index, so they are exact at once, and cost the
-rows changed in one sweep interval, not the table. A deleted conversion leaves a -1 for its
-count (``StatusCountChange``) in the deleting transaction: a ``pre_delete`` receiver, or, for
-a whole batch of ``purge_conversions``, :func:`settled_deletion`. Only the sweeps write the
-counter rows, each in key order, so no two writers can deadlock on them.
+through the ``(counted_status, status)`` index one pair at a time, so they are exact at
+once, and cost the rows changed in one sweep interval, not the table. A deleted conversion
+leaves a -1 for its count (``StatusCountChange``) in the deleting transaction: a
+``pre_delete`` receiver, or, for a whole batch of ``purge_conversions``,
+:func:`settled_deletion`. Only the sweeps write the counter rows, in key order; two sweeps
+creating the same new rows at once may still deadlock on InnoDB's gap locks, and then one
+batch rolls back whole, to be counted by the next sweep.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import models, transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Q, Sum, Value
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 
@@ -32,7 +34,7 @@ from .models import Conversion, StatusCount, StatusCountChange
 from .stats import hour_of
 
 __all__ = [
-    "changed",
+    "changed_pairs",
     "fold_deletions",
     "fold_statuses",
     "rebuild",
@@ -44,15 +46,17 @@ __all__ = [
 COUNTS = ("conversions",)
 
 
-def changed() -> Q:
-    """Conversions whose status is not the one they are counted under (new ones included):
-    one equality range of the index per (counted, current) pair."""
-    pairs = Q()
-    for current in Status.values:
-        for counted in ["", *Status.values]:
-            if counted != current:
-                pairs |= Q(counted_status=counted, status=current)
-    return pairs
+def changed_pairs() -> list[tuple[str, str]]:
+    """Every (counted, current) status pair of a row whose status changed since it was
+    counted (new rows, counted under "", included). Queried one pair at a time: each is an
+    equality range of the ``(counted_status, status)`` index, where an OR of them all can
+    make a planner (SQLite's, after ANALYZE) scan the table."""
+    return [
+        (counted, current)
+        for current in Status.values
+        for counted in ["", *Status.values]
+        if counted != current
+    ]
 
 
 def _moves(rows: Any) -> dict[counters.FrozenKey, dict[str, int]]:
@@ -71,12 +75,18 @@ def fold_statuses(*, batch_size: int) -> int:
     one transaction; returns how many it took (``folding.fold`` runs the batches)."""
     with transaction.atomic():
         counters.take_write_lock(Conversion, "counted_status")
-        # Locked, so no claim or answer changes their status before this commits (a claim
-        # skips them; an answer waits a moment).
-        rows = counters.locked(Conversion.objects.filter(changed()))
-        batch = list(
-            rows.order_by().values_list("pk", "created_at", "counted_status", "status")[:batch_size]
-        )
+        batch: list[tuple[Any, ...]] = []
+        for counted, current in changed_pairs():
+            if len(batch) >= batch_size:
+                break
+            # Locked, so no claim or answer changes their status before this commits (a
+            # claim skips them; an answer waits a moment).
+            rows = counters.locked(
+                Conversion.objects.filter(counted_status=counted, status=current)
+            )
+            batch += rows.order_by().values_list("pk", "created_at", "counted_status", "status")[
+                : batch_size - len(batch)
+            ]
         counters.add_all(StatusCount, _moves(row[1:] for row in batch), counts=COUNTS)
         Conversion.objects.filter(pk__in=[row[0] for row in batch]).update(
             counted_status=F("status")
@@ -101,17 +111,15 @@ def fold_deletions(*, batch_size: int) -> int:
 
 def _live(periods: Sequence[datetime | None]) -> list[dict[str, int]]:
     """For each period's start (None: all time), the counts of the conversions marked since
-    then: the counter rows plus the rows changed since the last sweep, in one statement (one
-    snapshot: a sweep committing between two reads would count its rows twice or not at
-    all)."""
+    then: the counter rows, the deletions' changes not counted in yet, and the rows whose
+    status changed since the last sweep, in one statement (one snapshot: a sweep committing
+    between two reads would count its rows twice or not at all)."""
     counted = StatusCount.objects.order_by()
     deleted = StatusCountChange.objects.order_by()
-    moved = Conversion.objects.filter(changed()).order_by()
-    if None not in periods:
-        earliest = min(p for p in periods if p is not None)
+    earliest = None if None in periods else min(p for p in periods if p is not None)
+    if earliest is not None:
         counted = counted.filter(hour__gte=earliest)
         deleted = deleted.filter(hour__gte=earliest)
-        moved = moved.filter(created_at__gte=earliest)
 
     def per_period(aggregate: Callable[[Q | None], Any], field: str) -> dict[str, Any]:
         # One column per period, each aggregating only the rows since that period's start.
@@ -120,25 +128,30 @@ def _live(periods: Sequence[datetime | None]) -> list[dict[str, int]]:
             for index, start in enumerate(periods)
         }
 
-    parts = [
-        counted.values_list("status").annotate(
-            **per_period(lambda since: Sum("conversions", filter=since), "hour")
-        ),
-        deleted.values_list("status").annotate(
-            **per_period(lambda since: Sum("change", filter=since), "hour")
-        ),
-        moved.values_list("status").annotate(
-            **per_period(lambda since: Count("pk", filter=since), "created_at")
-        ),
-        # Out of the status they are still counted under:
-        moved.exclude(counted_status="")
-        .values_list("counted_status")
-        .annotate(**per_period(lambda since: -Count("pk", filter=since), "created_at")),
+    # Every part's rows: (the status counted up, the status counted down or "", counts...).
+    parts: list[models.QuerySet[Any, Any]] = [
+        counted.values_list("status")
+        .annotate(down=Value(""))
+        .annotate(**per_period(lambda since: Sum("conversions", filter=since), "hour")),
+        deleted.values_list("status")
+        .annotate(down=Value(""))
+        .annotate(**per_period(lambda since: Sum("change", filter=since), "hour")),
     ]
+    for was, now in changed_pairs():
+        # The pair alone in WHERE (the periods are in the counts): a range on created_at
+        # there would tempt a planner to walk that index instead.
+        moved = Conversion.objects.filter(counted_status=was, status=now).order_by()
+        parts.append(
+            moved.annotate(up=Value(now), down=Value(was))
+            .values_list("up", "down")
+            .annotate(**per_period(lambda since: Count("pk", filter=since), "created_at"))
+        )
     found = [dict.fromkeys(Status.values, 0) for _period in periods]
-    for status, *numbers in parts[0].union(*parts[1:], all=True):
+    for up, down, *numbers in parts[0].union(*parts[1:], all=True):
         for counts, n in zip(found, numbers, strict=True):
-            counts[status] = counts.get(status, 0) + (n or 0)
+            counts[up] += n or 0
+            if down:
+                counts[down] -= n or 0
     return found
 
 
