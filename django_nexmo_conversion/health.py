@@ -99,11 +99,12 @@ def attempts_since(since: datetime) -> dict[str, int]:
 
 
 def low_conversion_alerts(now: datetime) -> list[Any]:
-    """The insights feature's low-conversion alerts, or none when it is not installed."""
+    """The insights feature's low-conversion alerts, or none when it is not installed. Read
+    only (a health check is a GET; the sweeps record alerts and send the signal)."""
     if importlib.util.find_spec(ALERT_SOURCE) is None:
         return []
     source = importlib.import_module(ALERT_SOURCE)
-    return list(source.low_conversion_alerts(now=now))
+    return list(source.current_alerts(now=now))
 
 
 def judge(value: float, limits: Thresholds) -> str:

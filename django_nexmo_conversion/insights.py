@@ -39,7 +39,9 @@ __all__ = [
     "RateRow",
     "active_alerts",
     "conversion_rates",
+    "current_alerts",
     "daily_rates",
+    "destination_rates",
     "low_conversion_alerts",
     "quantile",
 ]
@@ -151,6 +153,31 @@ def conversion_rates(
     return _by_day(rows)
 
 
+def destination_rates(
+    *, since: datetime | None = None, until: datetime | None = None
+) -> tuple[list[RateRow], list[RateRow]]:
+    """:func:`conversion_rates` by country and by network at once (the Insights page's two
+    tables): one query grouped by both, summed each way here, where two queries would each
+    read every rollup row of the period."""
+    totals: dict[str, dict[str, dict[str, int]]] = {"country": {}, "network": {}}
+    rows: Iterable[Mapping[str, Any]] = (
+        _period(since, until).values("country", "network").annotate(**_sums())
+    )
+    for row in rows:
+        for by in ALERT_BY:
+            counts = totals[by].setdefault(str(row[by]), dict.fromkeys(_COUNTS, 0))
+            for name in _COUNTS:
+                counts[name] += int(row[name] or 0)
+    countries, networks = (
+        sorted(
+            (_row(by, key, counts) for key, counts in totals[by].items()),
+            key=lambda row: (-row.sent, row.key),
+        )
+        for by in ALERT_BY
+    )
+    return countries, networks
+
+
 def daily_rates(
     *, by: str, key: str, since: datetime | None = None, until: datetime | None = None
 ) -> list[RateRow]:
@@ -211,17 +238,25 @@ def active_alerts() -> list[ConversionAlert]:
     return list(ConversionAlert.objects.filter(active=True).order_by("-raised_at"))
 
 
-def low_conversion_alerts(*, now: datetime | None = None) -> list[Alert]:
+def current_alerts(*, now: datetime | None = None) -> list[Alert]:
     """Countries and networks whose rate over the last ``ALERT_WINDOW`` seconds (whole hours,
     the current one included) is below ``ALERT_MIN_RATE`` on ``ALERT_MIN_MESSAGES`` or more
-    sends. ``conversion_rate_low`` is sent once per new alert; an alert that no longer holds
-    is cleared, and sent again if it comes back."""
+    sends, lowest rate first. Reads only: for pages (a GET must not change anything)."""
     now = now or timezone.now()
     window = get_settings().alert_window
-    since = now - timedelta(seconds=window)
-    alerts: list[Alert] = []
-    for by in ALERT_BY:
-        alerts += _low(by, conversion_rates(by=by, since=since, until=now), window)
+    rates = destination_rates(since=now - timedelta(seconds=window), until=now)
+    alerts = [
+        alert for by, rows in zip(ALERT_BY, rates, strict=True) for alert in _low(by, rows, window)
+    ]
+    return sorted(alerts, key=lambda alert: (alert.rate, -alert.sent))
+
+
+def low_conversion_alerts(*, now: datetime | None = None) -> list[Alert]:
+    """:func:`current_alerts`, recorded: ``conversion_rate_low`` is sent once per new alert;
+    an alert that no longer holds is cleared, and sent again if it comes back. The sweeps
+    call it."""
+    now = now or timezone.now()
+    alerts = current_alerts(now=now)
     for alert in alerts:
         if _is_new(alert, now):
             signals.conversion_rate_low.send(sender=ConversionAlert, alert=alert)
@@ -229,4 +264,4 @@ def low_conversion_alerts(*, now: datetime | None = None) -> list[Alert]:
     for alert in alerts:
         keep |= Q(by=alert.by, key=alert.key)
     ConversionAlert.objects.filter(active=True).exclude(keep).update(active=False)
-    return sorted(alerts, key=lambda alert: (alert.rate, -alert.sent))
+    return alerts

@@ -16,6 +16,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_nexmo_conversion import folding, mark_converted, record_message
+from django_nexmo_conversion.insights import low_conversion_alerts
+from django_nexmo_conversion.models import ConversionAlert
 
 from .helpers import configure
 from .test_insights import FR, GB, brute_force, send, traffic  # noqa: F401 (a fixture)
@@ -82,6 +84,10 @@ def test_alerts_are_on_top_and_on_the_dashboard(admin_client: Client, settings: 
     assert 'data-key="FR"' in alerts
     assert 'data-key="GB"' not in alerts
     assert html.index('id="nexmo-alerts"') < html.index('id="nexmo-funnel"')
+    # A page view changes nothing: the sweeps record alerts (and send the signal).
+    assert not ConversionAlert.objects.exists()
+    assert 'data-key="FR"' not in admin_client.get(DASHBOARD).content.decode()
+    low_conversion_alerts()  # what the next sweep does
     dashboard = admin_client.get(DASHBOARD).content.decode()
     assert 'data-key="FR"' in dashboard
     assert INSIGHTS in dashboard

@@ -86,10 +86,14 @@ def render_insights(request: HttpRequest, model_admin: ReportPermissionMixin) ->
     now = timezone.now()
     since = timezone.localtime(now) - timedelta(days=days - 1)
     since = since.replace(hour=0, minute=0, second=0, microsecond=0)
-    tables: list[dict[str, Any]] = []
-    for by, title in (("country", _("By country")), ("network", _("By network"))):
-        rows = _sorted(insights.conversion_rates(by=by, since=since, until=now), sort, descending)
-        tables.append({"by": by, "title": title, "rows": rows})
+    tables: list[dict[str, Any]] = [
+        {"by": by, "title": title, "rows": _sorted(rows, sort, descending)}
+        for (by, title), rows in zip(
+            (("country", _("By country")), ("network", _("By network"))),
+            insights.destination_rates(since=since, until=now),
+            strict=True,
+        )
+    ]
     countries = tables[0]["rows"]
     funnel = {
         name: sum(getattr(row, name) for row in countries)
@@ -142,7 +146,8 @@ def render_insights(request: HttpRequest, model_admin: ReportPermissionMixin) ->
             f"admin:{opts.app_label}_{opts.model_name}_dashboard",
             current_app=model_admin.admin_site.name,
         ),
-        "alerts": insights.low_conversion_alerts(now=now),
+        # Read only: the sweeps record the alerts and send the signal, never a page view.
+        "alerts": insights.current_alerts(now=now),
         "days": days,
         "periods": [(period, link(days=str(period))) for period in PERIODS],
         "tables": tables,
