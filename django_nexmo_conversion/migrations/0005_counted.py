@@ -35,6 +35,28 @@ def count_statuses(apps: Any, schema_editor: Any) -> None:
     conversion.objects.using(alias).update(counted_status=F("status"))
 
 
+#: PostgreSQL estimates ``counted_status = a AND status = b`` as if the columns were
+#: independent (thousands of rows for a pair that has none), and a query over all the pairs
+#: then costs enough to be JIT-compiled: 70 ms at a million rows, for reads of a few rows. A
+#: statistics object on the pair gives the planner the real frequencies.
+STATISTICS = "nexmo_conv_status_pair"
+
+
+def create_statistics(apps: Any, schema_editor: Any) -> None:
+    if schema_editor.connection.vendor == "postgresql":
+        table = schema_editor.quote_name(
+            apps.get_model("django_nexmo_conversion", "Conversion")._meta.db_table
+        )
+        schema_editor.execute(
+            f"CREATE STATISTICS {STATISTICS} (mcv) ON counted_status, status FROM {table}"
+        )
+
+
+def drop_statistics(apps: Any, schema_editor: Any) -> None:
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(f"DROP STATISTICS IF EXISTS {STATISTICS}")
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("django_nexmo_conversion", "0004_insights"),
@@ -153,4 +175,5 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunPython(count_statuses, migrations.RunPython.noop, elidable=True),
+        migrations.RunPython(create_statistics, drop_statistics),
     ]
