@@ -149,8 +149,15 @@ class DayRate:
         return self.converted / self.sent if self.sent else None
 
 
-def daily_conversion_rates(*, days: int = 30, now: datetime | None = None) -> list[DayRate]:
-    """The conversion rate of each of the last ``days`` days, oldest first, today included.
+def daily_conversion_rates(
+    *,
+    days: int = 30,
+    now: datetime | None = None,
+    country: str | None = None,
+    network: str | None = None,
+) -> list[DayRate]:
+    """The conversion rate of each of the last ``days`` days, oldest first, today included;
+    of one ``country`` or ``network`` when given (the Insights page's chart).
 
     Read from the hourly rollups (``ConversionStat``): one query over at most ``24 * days``
     hours per destination, whatever the number of messages. Days are calendar days in the
@@ -165,8 +172,11 @@ def daily_conversion_rates(*, days: int = 30, now: datetime | None = None) -> li
     day_list = [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
     start = timezone.make_aware(datetime.combine(day_list[0], time.min), zone)
     end = timezone.make_aware(datetime.combine(today + timedelta(days=1), time.min), zone)
+    destination = {
+        field: value for field, value in (("country", country), ("network", network)) if value
+    }
     rows = (
-        ConversionStat.objects.filter(hour__gte=start, hour__lt=end)
+        ConversionStat.objects.filter(hour__gte=start, hour__lt=end, **destination)
         .order_by()
         .values("hour")
         .annotate(sent=Sum("sent"), converted=Sum("converted"))

@@ -15,8 +15,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from django_nexmo_conversion import folding, mark_converted, record_message
-from django_nexmo_conversion.insights import low_conversion_alerts
+from django_nexmo_conversion import folding, mark_converted, queries, record_message
+from django_nexmo_conversion.insights import conversion_rates, low_conversion_alerts
 from django_nexmo_conversion.models import ConversionAlert
 
 from .helpers import configure
@@ -118,3 +118,15 @@ def test_only_who_may_view_conversions_sees_it(client: Client):
     User.objects.create_user("staff", password="pw", is_staff=True)
     client.login(username="staff", password="pw")
     assert client.get(INSIGHTS).status_code == 403
+
+
+@pytest.mark.usefixtures("traffic")
+def test_the_chart_reads_the_chosen_destination_only():
+    rates = {row.key: row for row in conversion_rates(by="country")}
+    for country in ("GB", "FR", "US"):
+        days = queries.daily_conversion_rates(days=30, country=country)
+        assert len(days) == 30
+        assert sum(day.sent for day in days) == rates[country].sent
+        assert sum(day.converted for day in days) == rates[country].converted
+    network = queries.daily_conversion_rates(days=30, network="23410")
+    assert sum(day.sent for day in network) == 1
