@@ -119,6 +119,10 @@ def _row(by: str, key: str, counts: Mapping[str, Any]) -> RateRow:
     )
 
 
+def _most_sent_first(rows: Iterable[RateRow]) -> list[RateRow]:
+    return sorted(rows, key=lambda row: (-row.sent, row.key))
+
+
 def _period(since: datetime | None, until: datetime | None) -> QuerySet[ConversionStat]:
     for name, value in (("since", since), ("until", until)):
         if value is not None and (not isinstance(value, datetime) or timezone.is_naive(value)):
@@ -148,8 +152,7 @@ def conversion_rates(
     rows = _period(since, until)
     if by != "day":
         grouped = rows.values(by).annotate(**_sums())
-        result = [_row(by, str(row[by]), row) for row in grouped]
-        return sorted(result, key=lambda row: (-row.sent, row.key))
+        return _most_sent_first(_row(by, str(row[by]), row) for row in grouped)
     return _by_day(rows)
 
 
@@ -169,10 +172,7 @@ def destination_rates(
             for name in _COUNTS:
                 counts[name] += int(row[name] or 0)
     countries, networks = (
-        sorted(
-            (_row(by, key, counts) for key, counts in totals[by].items()),
-            key=lambda row: (-row.sent, row.key),
-        )
+        _most_sent_first(_row(by, key, counts) for key, counts in totals[by].items())
         for by in ALERT_BY
     )
     return countries, networks

@@ -70,8 +70,14 @@ def _add(key: Mapping[str, Any], deltas: Mapping[str, int]) -> None:
     counters.add(ConversionStat, key, deltas, counts=COUNT_FIELDS)
 
 
-def _converted_deltas(message: SentMessage, timestamp: datetime) -> Deltas:
-    seconds = (timestamp - message.sent_at).total_seconds()
+def _sent_deltas(delivery_status: str) -> Deltas:
+    """What a send adds to its rollup row (its first part; parts 2..n add nothing)."""
+    return {"sent": 1, "delivered": int(delivery_status == "delivered")}
+
+
+def _converted_deltas(sent_at: datetime, timestamp: datetime) -> Deltas:
+    """What a ``delivered=True`` conversion at ``timestamp`` adds to its send's row."""
+    seconds = (timestamp - sent_at).total_seconds()
     return {"converted": 1, seconds_field(seconds): 1}
 
 
@@ -85,8 +91,7 @@ def fold_messages(*, batch_size: int) -> int:
         totals: dict[counters.FrozenKey, Deltas] = {}
         for message in messages:
             if message.parent_id is None:  # parts 2..n of a long SMS are not counted
-                delivered = int(message.delivery_status == "delivered")
-                counters.tally(totals, key_of(message), {"sent": 1, "delivered": delivered})
+                counters.tally(totals, key_of(message), _sent_deltas(message.delivery_status))
         counters.add_all(ConversionStat, totals, counts=COUNT_FIELDS)
         SentMessage.objects.filter(pk__in=[m.pk for m in messages]).update(counted=True)
     return len(messages)
@@ -105,7 +110,7 @@ def fold_conversions(*, batch_size: int) -> int:
         for conversion in conversions:
             message = conversion.message
             if conversion.delivered and message.parent_id is None:
-                deltas = _converted_deltas(message, conversion.timestamp)
+                deltas = _converted_deltas(message.sent_at, conversion.timestamp)
                 counters.tally(totals, key_of(message), deltas)
         counters.add_all(ConversionStat, totals, counts=COUNT_FIELDS)
         Conversion.objects.filter(pk__in=[c.pk for c in conversions]).update(counted=True)
@@ -119,14 +124,14 @@ def contribution(message: SentMessage) -> Deltas:
         return {}
     deltas: Deltas = {}
     if message.counted:
-        deltas = {"sent": 1, "delivered": int(message.delivery_status == "delivered")}
+        deltas = _sent_deltas(message.delivery_status)
     conversion = (
         Conversion.objects.filter(message_id=message.pk, delivered=True, counted=True)
         .values_list("timestamp", flat=True)
         .first()
     )
     if conversion is not None:
-        deltas.update(_converted_deltas(message, conversion))
+        deltas.update(_converted_deltas(message.sent_at, conversion))
     return deltas
 
 
@@ -142,18 +147,15 @@ def move(before: Key, after: Key, old: Deltas, new: Deltas) -> None:
         _add(key, deltas)
 
 
-def _tally(heads: Iterable[dict[str, Any]]) -> dict[tuple[Any, ...], Deltas]:
-    totals: dict[tuple[Any, ...], Deltas] = {}
+def _tally(heads: Iterable[dict[str, Any]]) -> dict[counters.FrozenKey, Deltas]:
+    """The rollup rows of every send in ``heads``, counted as the folds count them."""
+    totals: dict[counters.FrozenKey, Deltas] = {}
     for row in heads:
-        key = (hour_of(row["sent_at"]), *(row[f] for f in KEY_FIELDS))
-        counts = totals.setdefault(key, {})
-        counts["sent"] = counts.get("sent", 0) + 1
-        if row["delivery_status"] == "delivered":
-            counts["delivered"] = counts.get("delivered", 0) + 1
+        key = {"hour": hour_of(row["sent_at"]), **{f: row[f] for f in KEY_FIELDS}}
+        counters.tally(totals, key, _sent_deltas(row["delivery_status"]))
         if row["conversion__delivered"]:
-            seconds = (row["conversion__timestamp"] - row["sent_at"]).total_seconds()
-            for name in ("converted", seconds_field(seconds)):
-                counts[name] = counts.get(name, 0) + 1
+            deltas = _converted_deltas(row["sent_at"], row["conversion__timestamp"])
+            counters.tally(totals, key, deltas)
     return totals
 
 
@@ -181,10 +183,7 @@ def rebuild(*, batch_size: int = 5000) -> int:
         SentMessage.objects.filter(counted=False).update(counted=True)
         Conversion.objects.filter(counted=False).update(counted=True)
         totals = _tally(heads.iterator(chunk_size=batch_size))
-        rows = [
-            ConversionStat(hour=key[0], **dict(zip(KEY_FIELDS, key[1:], strict=True)), **counts)
-            for key, counts in totals.items()
-        ]
+        rows = [ConversionStat(**dict(key), **counts) for key, counts in totals.items()]
         ConversionStat.objects.all().delete()
         ConversionStat.objects.bulk_create(rows, batch_size=batch_size)
     return len(rows)
