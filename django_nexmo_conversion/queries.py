@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import statuses
+from .client import ENDPOINT_ERROR_CODES, is_endpoint_error
 from .models import Conversion, ConversionAttempt, ConversionStat, Outcome, Status
 
 if TYPE_CHECKING:
@@ -58,35 +59,53 @@ WINDOW_LABELS: dict[str, StrOrPromise] = {
 ACCOUNT_ERROR_CODES = (401, 402)
 
 
-def last_answer_query(kind: str | None) -> Q | None:
-    """Conversions whose last answer from Nexmo was of this kind (the admin's "last answer"
-    filter): ``ok``, ``account``, ``rejected``, ``throttled``, ``server`` or ``none`` (no HTTP
-    answer: timeout, connection error, or not tried yet). None for an unknown kind."""
+def _answer_kinds() -> dict[str, Q]:
+    """Each kind of last answer as a filter, in the order :func:`last_answer_kind` tests them.
+    They mirror ``client.classify`` (tests hold them to it): what a 403 or a redirect means is
+    decided there, once."""
     code = "last_status_code"
-    queries = {
+    return {
         "ok": Q(**{code: 200}),
         "account": Q(**{f"{code}__in": ACCOUNT_ERROR_CODES}),
-        "rejected": Q(**{f"{code}__gte": 400, f"{code}__lt": 500})
-        & ~Q(**{f"{code}__in": [*ACCOUNT_ERROR_CODES, 429]}),
+        "endpoint": Q(**{f"{code}__in": sorted(ENDPOINT_ERROR_CODES)})
+        | Q(**{f"{code}__gte": 300, f"{code}__lt": 400}),
         "throttled": Q(**{code: 429}),
-        "server": Q(**{f"{code}__gte": 500}),
-        "none": Q(**{f"{code}__isnull": True}),
+        "server": Q(**{code: 408}) | Q(**{f"{code}__gte": 500}),
     }
-    return queries.get(kind or "")
+
+
+def last_answer_query(kind: str | None) -> Q | None:
+    """Conversions whose last answer from Nexmo was of this kind (the admin's "last answer"
+    filter): ``ok``, ``account`` (401/402), ``endpoint`` (403/404/405/406/415 or a redirect:
+    both stop reporting), ``rejected`` (any other answer: the parameters), ``throttled`` (429),
+    ``server`` (5xx, 408) or ``none`` (no HTTP answer: timeout, connection error, or not tried
+    yet). None for an unknown kind. Every HTTP status falls in exactly one kind."""
+    kinds = _answer_kinds()
+    if kind == "rejected":
+        # Whatever no other kind takes, as ``classify`` files it: never a status in no kind.
+        other = Q()
+        for query in kinds.values():
+            other |= query
+        return Q(last_status_code__isnull=False) & ~other
+    if kind == "none":
+        return Q(last_status_code__isnull=True)
+    return kinds.get(kind or "")
 
 
 def last_answer_kind(status_code: int | None) -> str:
     """The :func:`last_answer_query` kind an HTTP status falls in."""
     if status_code is None:
         return "none"
+    if status_code == 200:
+        return "ok"
     if status_code in ACCOUNT_ERROR_CODES:
         return "account"
+    if is_endpoint_error(status_code):
+        return "endpoint"
     if status_code == 429:
         return "throttled"
-    if status_code >= 500:
+    if status_code == 408 or status_code >= 500:
         return "server"
-    if 200 <= status_code < 300:
-        return "ok"
     return "rejected"
 
 

@@ -129,8 +129,9 @@ def test_changelist_filters(admin_client):
     undelivered = ConversionFactory(delivered=False, last_status_code=503)
     halted = ConversionFactory(last_status_code=401)
     throttled = ConversionFactory(last_status_code=429)
+    wrong_url = ConversionFactory(last_status_code=404)
     untried = ConversionFactory(created_at=now - timedelta(days=40))
-    everything = {sms_failed, voice_reported, undelivered, halted, throttled, untried}
+    everything = {sms_failed, voice_reported, undelivered, halted, throttled, wrong_url, untried}
 
     def listed(query: str, **params: str) -> set[Conversion]:
         html = admin_client.get(f"{CL}?{query}", params).content.decode()
@@ -141,6 +142,7 @@ def test_changelist_filters(admin_client):
     assert listed("delivered__exact=0") == {undelivered}
     assert listed("answer=ok") == {voice_reported}
     assert listed("answer=account") == {halted}
+    assert listed("answer=endpoint") == {wrong_url}
     assert listed("answer=rejected") == {sms_failed}
     assert listed("answer=throttled") == {throttled}
     assert listed("answer=server") == {undelivered}

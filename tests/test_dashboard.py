@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from django_nexmo_conversion import folding, queries, report_pending
 from django_nexmo_conversion.admin import chart
-from django_nexmo_conversion.models import Conversion, Status
+from django_nexmo_conversion.client import classify
+from django_nexmo_conversion.models import Conversion, Outcome, Status
 from django_nexmo_conversion.queries import DayRate
 from django_nexmo_conversion.testing.factories import (
     ConversionFactory,
@@ -154,17 +155,50 @@ def test_an_old_refusal_followed_by_a_report_is_not_a_halt():
     assert queries.latest_halt() is None
 
 
-def test_last_answer_kinds():
-    assert [queries.last_answer_kind(c) for c in (None, 200, 401, 402, 420, 429, 503)] == [
-        "none",
+#: A status of every kind and border; the kinds follow what ``client.classify`` makes of each.
+ANSWERS = (101, 200, 201, 301, 308, 400, 401, 402, 403, 404, 405, 406, 408, 415, 420, 422, 429)
+ANSWERS += (451, 500, 503, 599)
+KIND_OUTCOMES = {
+    "ok": {Outcome.REPORTED},
+    "account": {Outcome.ACCOUNT_ERROR},
+    "endpoint": {Outcome.ACCOUNT_ERROR},
+    "rejected": {Outcome.REJECTED},
+    "throttled": {Outcome.TRANSIENT},
+    "server": {Outcome.TRANSIENT},
+}
+
+
+def test_last_answer_kinds_follow_the_outcome_table():
+    kinds = {code: queries.last_answer_kind(code) for code in ANSWERS}
+    assert [kinds[c] for c in (200, 401, 404, 301, 420, 429, 408, 503)] == [
         "ok",
         "account",
-        "account",
+        "endpoint",
+        "endpoint",
         "rejected",
         "throttled",
         "server",
+        "server",
     ]
+    for code, kind in kinds.items():
+        assert classify(code, "", {}).outcome in KIND_OUTCOMES[kind], code
+    assert queries.last_answer_kind(None) == "none"
     assert queries.last_answer_query("nonsense") is None
+
+
+def test_every_answer_is_in_exactly_its_kinds_filter():
+    rows = {code: ConversionFactory(last_status_code=code) for code in ANSWERS}
+    untried = ConversionFactory(last_status_code=None)
+    found: dict[int, list[str]] = {}
+    for kind in (*KIND_OUTCOMES, "none"):
+        query = queries.last_answer_query(kind)
+        assert query is not None, kind
+        for pk in Conversion.objects.filter(query).values_list("pk", flat=True):
+            found.setdefault(pk, []).append(kind)
+    assert {code: found.get(row.pk) for code, row in rows.items()} == {
+        code: [queries.last_answer_kind(code)] for code in ANSWERS
+    }
+    assert found[untried.pk] == ["none"]
 
 
 # --- the chart --------------------------------------------------------------------------------

@@ -57,9 +57,10 @@ class LastAnswerFilter(admin.SimpleListFilter):
         return [
             ("ok", _("200 reported")),
             ("account", _("401/402 account error")),
-            ("rejected", _("Other 4xx: parameters rejected")),
+            ("endpoint", _("Wrong endpoint (403/404/405/406/415, redirect)")),
+            ("rejected", _("Other answers: parameters rejected")),
             ("throttled", _("429 too many requests")),
-            ("server", _("5xx server error")),
+            ("server", _("5xx server error, 408 timeout")),
             ("none", _("No HTTP answer (timeout, connection)")),
         ]
 
