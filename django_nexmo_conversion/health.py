@@ -23,7 +23,7 @@ from .choices import Outcome, Status
 from .client import ANSWER_MEANINGS
 from .conf import Thresholds, get_settings, setting
 from .models import Conversion, ConversionAttempt
-from .queries import latest_halt
+from .queries import Halt, current_halts
 
 OK, WARNING, CRITICAL = "ok", "warning", "critical"
 #: Nagios / monitoring-plugins exit statuses.
@@ -125,6 +125,16 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _halted(halt: Halt) -> str:
+    fix = ANSWER_MEANINGS.get(halt.status_code, "")
+    scope = "every account" if halt.endpoint else f"API key {halt.api_key or '-'}"
+    return (
+        f"Reporting halted for {scope} since {halt.at:%Y-%m-%d %H:%M:%S %Z}: "
+        f"{halt.error.rstrip('.')}{' (' + fix + ')' if fix else ''}. Conversions wait, "
+        "nothing is lost; once this is fixed the next run reports them."
+    )
+
+
 def findings(now: datetime | None = None) -> list[Finding]:
     """Every finding, in a fixed order: halt, oldest due, expired leases, failures, then one
     per low-conversion alert."""
@@ -132,23 +142,13 @@ def findings(now: datetime | None = None) -> list[Finding]:
     conf = get_settings()
     found: list[Finding] = []
 
-    halt = latest_halt()
-    if halt is None:
+    halts = current_halts()
+    if not halts:
         found.append(Finding("halt", OK, "Reporting is not halted.", 0))
     else:
         # The error text is built by the client from Nexmo's answer, secrets redacted; the
         # meaning says what to fix, whatever words Nexmo chose.
-        fix = ANSWER_MEANINGS.get(halt.status_code, "")
-        found.append(
-            Finding(
-                "halt",
-                CRITICAL,
-                f"Reporting halted since {halt.at:%Y-%m-%d %H:%M:%S %Z}: "
-                f"{halt.error.rstrip('.')}{' (' + fix + ')' if fix else ''}. Conversions wait, "
-                "nothing is lost; once the account is fixed the next run reports them.",
-                1,
-            )
-        )
+        found.append(Finding("halt", CRITICAL, " ".join(map(_halted, halts)), len(halts)))
 
     first_due = oldest_due(now)
     waited = max(0.0, (now - first_due).total_seconds()) if first_due else 0.0

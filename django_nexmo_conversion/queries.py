@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import statuses
 from .client import ENDPOINT_ERROR_CODES, is_endpoint_error
+from .conf import get_settings
 from .models import Conversion, ConversionAttempt, ConversionStat, Outcome, Status
 
 if TYPE_CHECKING:
@@ -252,31 +253,61 @@ class Halt:
         return self.status_code not in ACCOUNT_ERROR_CODES
 
 
-def latest_halt() -> Halt | None:
-    """The account error (401/402) or endpoint error (403/404/405/406/415, 3xx) that stopped
-    the latest report run, if nothing of its scope was reported since (the same API key for an
-    account error, anything for an endpoint error).
+def account_scopes(*, through: str = "") -> dict[str, Q]:
+    """The conversions each account reports, by its API key, as ``ConversionSettings.
+    account_for`` picks it: a key of ``ACCOUNTS`` its own messages, the default account every
+    other message. A halt stops one of these, so only a report in the same scope lifts it.
+    ``through`` is the path to the conversion from the model filtered (``"conversion__"``)."""
+    conf = get_settings()
+    field = f"{through}message__api_key"
+    keys = list(conf.accounts)
+    scopes = {key: Q(**{field: key}) for key in keys}
+    if conf.default_account is not None:
+        others = ~Q(**{f"{field}__in": keys}) if keys else Q()
+        key = conf.default_account.api_key
+        scopes[key] = scopes[key] | others if key in scopes else others
+    return scopes or {"": Q()}
 
-    Derived from the data, so every process sees the same answer with no extra state: the
-    newest attempt whose outcome halts (one probe of the attempts' ``(outcome, started_at)``
-    index), then whether any report came after it (the ``reported_at`` index).
+
+def _account_of(api_key: str) -> str:
+    """The :func:`account_scopes` key a message sent with ``api_key`` is reported under."""
+    conf = get_settings()
+    if api_key in conf.accounts:
+        return api_key
+    return conf.default_account.api_key if conf.default_account is not None else ""
+
+
+def current_halts() -> list[Halt]:
+    """The halts in effect, newest first: an endpoint error (403/404/405/406/415, 3xx), which
+    stops every account, or else each account whose newest halting answer was an account error
+    (401/402) — in both cases when nothing of its scope was reported since (anything for an
+    endpoint error, the account's own conversions for an account error).
+
+    Derived from the data, so every process sees the same answer with no extra state. One
+    probe of the attempts' ``(outcome, started_at)`` index finds the newest halting attempt (no
+    halt: that is all); then, per account, its newest one and whether a report followed it
+    (the ``reported_at`` index). An endpoint error superseded by a later answer says nothing.
     """
-    halted = (
-        ConversionAttempt.objects.filter(outcome=Outcome.ACCOUNT_ERROR)
-        .order_by("-started_at")
-        .values_list("http_status", "error", "started_at", "conversion__message__api_key")
-        .first()
+    halting = ConversionAttempt.objects.filter(outcome=Outcome.ACCOUNT_ERROR).order_by(
+        "-started_at"
     )
-    if halted is None:
-        return None
-    status_code, error, at, api_key = halted
-    if status_code is None:
-        return None
-    since = Conversion.objects.filter(reported_at__gt=at)
-    if status_code in ACCOUNT_ERROR_CODES:
-        # Other accounts go on reporting while this one is stopped: only its own reports
-        # say it works again.
-        since = since.filter(message__api_key=api_key)
-    if since.exists():
-        return None
-    return Halt(status_code=status_code, error=error, at=at, api_key=api_key)
+    fields = ("http_status", "error", "started_at", "conversion__message__api_key")
+    newest = halting.values_list(*fields).first()
+    if newest is None:
+        return []
+    status_code, error, at, api_key = newest
+    endpoint_halted = is_endpoint_error(status_code)
+    if endpoint_halted and not Conversion.objects.filter(reported_at__gt=at).exists():
+        return [Halt(status_code=status_code, error=error, at=at)]
+    reported = account_scopes()
+    halts = []
+    for key, attempts_scope in account_scopes(through="conversion__").items():
+        # The newest of all is its own account's newest: no second probe for that one.
+        row = newest if key == _account_of(api_key) else None
+        row = row or halting.filter(attempts_scope).values_list(*fields).first()
+        if row is None or row[0] not in ACCOUNT_ERROR_CODES:
+            continue
+        code, text, since = row[:3]
+        if not Conversion.objects.filter(reported[key], reported_at__gt=since).exists():
+            halts.append(Halt(status_code=code, error=text, at=since, api_key=key))
+    return sorted(halts, key=lambda halt: halt.at, reverse=True)

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_nexmo_conversion import folding, queries, report_pending
+from django_nexmo_conversion import folding, health, queries, report_pending
 from django_nexmo_conversion.admin import chart
 from django_nexmo_conversion.client import classify
 from django_nexmo_conversion.models import Conversion, Outcome, Status
@@ -23,7 +23,7 @@ from django_nexmo_conversion.testing.factories import (
     SentMessageFactory,
 )
 
-from .helpers import halted
+from .helpers import configure, halted
 
 pytestmark = pytest.mark.django_db
 
@@ -124,16 +124,15 @@ def test_top_failure_reasons_most_common_first():
 
 @pytest.mark.sandbox
 @pytest.mark.parametrize("code", [401, 402])
-def test_latest_halt_follows_real_report_runs(nexmo_sandbox, code):
-    assert queries.latest_halt() is None
+def test_a_halt_follows_real_report_runs(nexmo_sandbox, code):
+    assert queries.current_halts() == []
     first = ConversionFactory()
     nexmo_sandbox.script(code)
     before = timezone.now()
     result = report_pending()
     assert result.halted
 
-    halt = queries.latest_halt()
-    assert halt is not None
+    [halt] = queries.current_halts()
     assert halt.status_code == code
     assert f"HTTP {code}" in halt.error
     assert before <= halt.at <= timezone.now()
@@ -142,7 +141,7 @@ def test_latest_halt_follows_real_report_runs(nexmo_sandbox, code):
     second = ConversionFactory()
     result = report_pending()
     assert result.reported == 2
-    assert queries.latest_halt() is None
+    assert queries.current_halts() == []
     assert {first.pk, second.pk} == set(
         Conversion.objects.filter(status=Status.REPORTED).values_list("pk", flat=True)
     )
@@ -152,7 +151,70 @@ def test_an_old_refusal_followed_by_a_report_is_not_a_halt():
     now = timezone.now()
     halted(401, at=now - timedelta(minutes=5))
     ConversionFactory(status=Status.REPORTED, reported_at=now - timedelta(minutes=1))
-    assert queries.latest_halt() is None
+    assert queries.current_halts() == []
+
+
+def test_every_halted_account_is_listed_though_another_one_reported_since(settings):
+    configure(settings, ACCOUNTS={"marketing": {"API_SECRET": "m-secret"}})
+    now = timezone.now()
+    default_key = settings.NEXMO_CONVERSION["API_KEY"]
+    halted(401, at=now - timedelta(minutes=9), message=SentMessageFactory(api_key=default_key))
+    halted(402, at=now - timedelta(minutes=5), message=SentMessageFactory(api_key="marketing"))
+    # Only marketing's own report lifts marketing's halt; the default account's stays.
+    ConversionFactory(
+        status=Status.REPORTED,
+        reported_at=now - timedelta(minutes=7),
+        message=SentMessageFactory(api_key="marketing"),
+    )
+    assert [(h.api_key, h.status_code) for h in queries.current_halts()] == [
+        ("marketing", 402),
+        (default_key, 401),
+    ]
+
+    ConversionFactory(
+        status=Status.REPORTED,
+        reported_at=now - timedelta(minutes=1),
+        message=SentMessageFactory(api_key="marketing"),
+    )
+    assert [(h.api_key, h.status_code) for h in queries.current_halts()] == [(default_key, 401)]
+    # A message recorded with no key (or an unknown one) is the default account's.
+    ConversionFactory(
+        status=Status.REPORTED, reported_at=now, message=SentMessageFactory(api_key="")
+    )
+    assert queries.current_halts() == []
+
+
+def test_each_halted_account_has_its_banner_and_the_health_check_names_both(settings, admin_client):
+    configure(settings, ACCOUNTS={"marketing": {"API_SECRET": "m-secret"}})
+    halted(401, message=SentMessageFactory(api_key="marketing"))
+    halted(402, message=SentMessageFactory(api_key=""))
+
+    html = admin_client.get(DASHBOARD).content.decode()
+    assert html.count('class="nexmo-halt"') == 2
+    assert html.count('id="nexmo-halt"') == 1
+    assert (
+        "Reporting is stopped for API key marketing: Nexmo refused the account (HTTP 401)" in html
+    )
+    assert (
+        "Reporting is stopped for API key sandbox-key: Nexmo refused the account (HTTP 402)" in html
+    )
+    [finding] = [f for f in health.findings() if f.check == "halt"]
+    assert finding.value == 2
+    assert "API key marketing" in finding.message
+    assert "API key sandbox-key" in finding.message
+
+
+def test_an_endpoint_error_stops_every_account_until_any_report():
+    now = timezone.now()
+    halted(401, at=now - timedelta(minutes=9))
+    halted(404, at=now - timedelta(minutes=5))
+    [halt] = queries.current_halts()
+    assert (halt.endpoint, halt.status_code, halt.api_key) == (True, 404, None)
+
+    # Answered by the account since: the endpoint works, the account does not.
+    halted(401, at=now - timedelta(minutes=2))
+    [halt] = queries.current_halts()
+    assert (halt.endpoint, halt.status_code) == (False, 401)
 
 
 #: A status of every kind and border; the kinds follow what ``client.classify`` makes of each.

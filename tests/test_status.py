@@ -87,7 +87,7 @@ def test_a_real_401_halt_is_critical_everywhere_and_never_shows_the_secret(
     assert "HTTP 401" in found["halt"].message
     assert "API_SECRET" in found["halt"].message  # says what to fix
     assert code == json_code == 2
-    assert text.startswith("CONVERSIONS CRITICAL - Reporting halted since")
+    assert text.startswith("CONVERSIONS CRITICAL - Reporting halted for API key")
     parsed = json.loads(document)
     assert parsed["status"] == "critical"
     assert parsed["exit_code"] == 2

@@ -52,11 +52,13 @@ def account_error_fix(status_code: int | None) -> StrOrPromise:
 
 
 def halt_context() -> dict[str, Any]:
-    """Template context for the "reporting is stopped" banner (empty values when it is not)."""
-    halt = queries.latest_halt()
+    """Template context for the "reporting is stopped" banner: one entry per halt in effect
+    (an empty list when reporting runs)."""
     return {
-        "nexmo_halt": halt,
-        "nexmo_halt_fix": account_error_fix(halt.status_code) if halt else "",
+        "nexmo_halts": [
+            {"halt": halt, "fix": account_error_fix(halt.status_code)}
+            for halt in queries.current_halts()
+        ]
     }
 
 

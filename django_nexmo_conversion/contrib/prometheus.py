@@ -37,7 +37,7 @@ from prometheus_client.registry import Collector
 from .. import health
 from ..conf import get_settings
 from ..health import FAILURE_WINDOW, attempts_since, expired_leases, oldest_due
-from ..queries import latest_halt, status_counts
+from ..queries import current_halts, status_counts
 
 
 def _families() -> dict[str, GaugeMetricFamily]:
@@ -99,7 +99,7 @@ class ConversionCollector(Collector):
         for outcome, count in attempts_since(now - FAILURE_WINDOW).items():
             families["attempts"].add_metric([outcome], count)
         families["expired"].add_metric([], expired_leases(now))
-        families["halted"].add_metric([], 0 if latest_halt() is None else 1)
+        families["halted"].add_metric([], 1 if current_halts() else 0)
         for country, rate in country_rates(now):
             families["rate"].add_metric([country], rate)
         yield from families.values()
