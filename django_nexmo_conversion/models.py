@@ -301,14 +301,25 @@ for _field in SECONDS_TO_CONVERT_FIELDS:
     ConversionStat.add_to_class(_field, models.BigIntegerField(default=0, editable=False))
 
 
-class StatusCount(models.Model):
-    """How many conversions marked in one hour (UTC) are in one status now. Counted by the
-    sweeps and on deletion (``statuses``), so the dashboard and the Prometheus gauge read
-    hours x statuses, not the conversions."""
+class HourStatus(models.Model):
+    """The key status counts share: conversions marked in one hour (UTC), in one status."""
 
     #: The hour (UTC) the conversions were marked in (``created_at``).
     hour = models.DateTimeField(_("hour"))
     status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+
+    class Meta:
+        abstract = True
+
+    def _label(self, number: str) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.status}: {number}"
+
+
+class StatusCount(HourStatus):
+    """How many conversions marked in one hour (UTC) are in one status now. Counted by the
+    sweeps and on deletion (``statuses``), so the dashboard and the Prometheus gauge read
+    hours x statuses, not the conversions."""
+
     conversions = models.BigIntegerField(_("conversions"), default=0)
 
     class Meta:
@@ -321,15 +332,13 @@ class StatusCount(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.hour:%Y-%m-%d %H}:00 {self.status}: {self.conversions}"
+        return self._label(str(self.conversions))
 
 
-class StatusCountChange(models.Model):
+class StatusCountChange(HourStatus):
     """A change to a :class:`StatusCount` not counted in yet: deleting a conversion leaves its
     -1 here, an INSERT that waits for no counter row, and the next sweep adds it in."""
 
-    hour = models.DateTimeField(_("hour"))
-    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
     change = models.IntegerField(_("change"))
 
     class Meta:
@@ -337,7 +346,7 @@ class StatusCountChange(models.Model):
         verbose_name_plural = _("status count changes")
 
     def __str__(self) -> str:
-        return f"{self.hour:%Y-%m-%d %H}:00 {self.status}: {self.change:+d}"
+        return self._label(f"{self.change:+d}")
 
 
 class ConversionAlert(models.Model):
