@@ -300,11 +300,13 @@ def current_halts() -> list[Halt]:
     if endpoint_halted and not Conversion.objects.filter(reported_at__gt=at).exists():
         return [Halt(status_code=status_code, error=error, at=at)]
     reported = account_scopes()
+    newest_account = _account_of(api_key)
     halts = []
     for key, attempts_scope in account_scopes(through="conversion__").items():
-        # The newest of all is its own account's newest: no second probe for that one.
-        row = newest if key == _account_of(api_key) else None
-        row = row or halting.filter(attempts_scope).values_list(*fields).first()
+        if key == newest_account:
+            row = newest  # the newest of all is its own account's newest: no second probe
+        else:
+            row = halting.filter(attempts_scope).values_list(*fields).first()
         if row is None or row[0] not in ACCOUNT_ERROR_CODES:
             continue
         code, text, since = row[:3]
