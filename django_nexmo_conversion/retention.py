@@ -1,4 +1,5 @@
-"""Retention: delete old sent messages with their conversions and attempts, in bounded batches.
+"""Retention: delete old sent messages with their conversions and attempts, in bounded batches,
+and the inbound messages (replies) that answer nothing kept.
 
 A send is judged by its first part (parts 2..n go with it). By default only what is
 finished is purged: reported or failed conversions, and messages that never converted.
@@ -17,7 +18,7 @@ from django.utils import timezone
 
 from . import folding
 from .exceptions import ConversionInputError
-from .models import Conversion, ConversionAttempt, SentMessage, Status
+from .models import Conversion, ConversionAttempt, InboundMessage, SentMessage, Status
 from .statuses import settled_deletion
 
 #: Messages with no conversion at all.
@@ -35,11 +36,12 @@ class PurgeResult:
     conversions: int = 0
     attempts: int = 0
     batches: int = 0
+    inbound: int = 0
 
     def summary(self) -> str:
         return (
             f"{self.messages} message(s), {self.conversions} conversion(s), "
-            f"{self.attempts} attempt(s)"
+            f"{self.attempts} attempt(s), {self.inbound} inbound message(s)"
         )
 
 
@@ -71,12 +73,20 @@ def purgeable(cutoff: datetime, statuses: tuple[str, ...]) -> models.QuerySet[Se
     )
 
 
-def _counts(heads: models.QuerySet[SentMessage]) -> PurgeResult:
+def unanswered_replies(cutoff: datetime) -> models.QuerySet[InboundMessage]:
+    """Inbound messages received before ``cutoff`` that answer no message still kept (never
+    matched, or their message purged): the audit of replies goes with what they converted."""
+    return InboundMessage.objects.filter(received_at__lt=cutoff, matched__isnull=True)
+
+
+def _counts(heads: models.QuerySet[SentMessage], cutoff: datetime) -> PurgeResult:
     messages = SentMessage.objects.filter(models.Q(pk__in=heads) | models.Q(parent__in=heads))
+    replies = InboundMessage.objects.filter(received_at__lt=cutoff, matched__in=heads)
     return PurgeResult(
         messages=messages.count(),
         conversions=Conversion.objects.filter(message__in=messages).count(),
         attempts=ConversionAttempt.objects.filter(conversion__message__in=messages).count(),
+        inbound=unanswered_replies(cutoff).count() + replies.count(),
     )
 
 
@@ -89,8 +99,10 @@ def purge(
 ) -> PurgeResult:
     """Delete sends older than ``older_than`` (an age, or a cut-off datetime) in ``statuses``.
 
-    Each batch of at most ``batch_size`` sends is deleted in its own transaction, so locks
-    stay short and an interrupted purge keeps what it did. ``dry_run`` only counts.
+    Inbound messages received before the cut-off go too once they answer nothing kept
+    (:func:`unanswered_replies`). Each batch of at most ``batch_size`` sends (or replies) is
+    deleted in its own transaction, so locks stay short and an interrupted purge keeps what it
+    did. ``dry_run`` only counts.
     """
     chosen = _clean_statuses(statuses)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -110,18 +122,25 @@ def purge(
         raise ConversionInputError("older_than must be a timedelta or an aware datetime.")
 
     if dry_run:
-        return _counts(purgeable(cutoff, chosen))
+        return _counts(purgeable(cutoff, chosen), cutoff)
     # The rollups keep the history of what is purged: count whatever the sweeps have not
     # counted yet before it goes.
     folding.fold()
     result = PurgeResult()
+    _delete_sends(purgeable(cutoff, chosen), batch_size, result)
+    # Then the replies left answering nothing (deleting their messages set them to NULL).
+    _delete_replies(unanswered_replies(cutoff), batch_size, result)
+    return result
+
+
+def _delete_sends(
+    heads: models.QuerySet[SentMessage], batch_size: int, result: PurgeResult
+) -> None:
     while True:
         with transaction.atomic():
-            ids = list(
-                purgeable(cutoff, chosen).order_by("pk").values_list("pk", flat=True)[:batch_size]
-            )
+            ids = list(heads.order_by("pk").values_list("pk", flat=True)[:batch_size])
             if not ids:
-                return result
+                return
             sends = models.Q(pk__in=ids) | models.Q(parent_id__in=ids)
             conversions = Conversion.objects.filter(message__in=SentMessage.objects.filter(sends))
             with settled_deletion(conversions):
@@ -130,3 +149,16 @@ def purge(
         result.messages += per_model.get(SentMessage._meta.label, 0)
         result.conversions += per_model.get(Conversion._meta.label, 0)
         result.attempts += per_model.get(ConversionAttempt._meta.label, 0)
+
+
+def _delete_replies(
+    replies: models.QuerySet[InboundMessage], batch_size: int, result: PurgeResult
+) -> None:
+    while True:
+        with transaction.atomic():
+            ids = list(replies.order_by("pk").values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                return
+            InboundMessage.objects.filter(pk__in=ids).delete()
+        result.batches += 1
+        result.inbound += len(ids)

@@ -13,8 +13,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from django_nexmo_conversion.choices import ReplyOutcome
 from django_nexmo_conversion.exceptions import ConversionInputError
-from django_nexmo_conversion.models import Conversion, ConversionAttempt, SentMessage, Status
+from django_nexmo_conversion.models import (
+    Conversion,
+    ConversionAttempt,
+    InboundMessage,
+    SentMessage,
+    Status,
+)
 from django_nexmo_conversion.retention import PurgeResult, purge
 from django_nexmo_conversion.testing.factories import (
     ConversionAttemptFactory,
@@ -106,6 +113,37 @@ def test_dry_run_counts_exactly_what_a_real_run_deletes(world: dict[str, SentMes
     )
 
 
+def reply(name: str, *, age: timedelta = OLD, answers: SentMessage | None = None) -> None:
+    at = timezone.now() - age
+    outcome = ReplyOutcome.CONVERTED if answers else ReplyOutcome.UNMATCHED
+    InboundMessage.objects.create(
+        message_id=name, replied_at=at, received_at=at, matched=answers, outcome=outcome
+    )
+
+
+def replies_left() -> set[str]:
+    return set(InboundMessage.objects.values_list("message_id", flat=True))
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_old_replies_go_with_what_they_answered(
+    world: dict[str, SentMessage], dry_run: bool
+) -> None:
+    reply("IN-UNMATCHED")
+    reply("IN-TO-REPORTED", answers=world["reported"])
+    reply("IN-TO-PENDING", answers=world["pending"])  # its message stays: so does the reply
+    reply("IN-RECENT", age=timedelta(days=2))
+
+    result = purge(older_than=timedelta(days=30), dry_run=dry_run, batch_size=1)
+
+    assert result.inbound == 2
+    if dry_run:
+        assert len(replies_left()) == 4
+    else:
+        assert replies_left() == {"IN-TO-PENDING", "IN-RECENT"}
+        assert result.batches == 4 + 2  # four sends (a long SMS is one), then two replies
+
+
 def test_deletes_in_bounded_batches() -> None:
     for i in range(11):
         message(f"BATCH{i:02d}", status=Status.REPORTED, attempts=1)
@@ -151,7 +189,10 @@ def command(*args: str) -> str:
 
 def test_command_prints_counts(world: dict[str, SentMessage]) -> None:
     output = command("--older-than", "30", "--batch-size", "2")
-    assert "Deleted 5 message(s), 4 conversion(s), 7 attempt(s) in 2 batch(es)." in output
+    assert (
+        "Deleted 5 message(s), 4 conversion(s), 7 attempt(s), 0 inbound message(s) in 2 batch(es)."
+        in output
+    )
     assert "REPORTED" not in left()
 
 
@@ -159,7 +200,9 @@ def test_command_dry_run(world: dict[str, SentMessage]) -> None:
     output = command(
         "--older-than", "30", "--status", "failed", "--status", "unconverted", "--dry-run"
     )
-    assert "Would delete 2 message(s), 1 conversion(s), 3 attempt(s)" in output
+    assert (
+        "Would delete 2 message(s), 1 conversion(s), 3 attempt(s), 0 inbound message(s)" in output
+    )
     assert {"FAILED", "UNCONVERTED"} <= left()
 
 
@@ -180,4 +223,6 @@ def test_command_errors(world: dict[str, SentMessage], args: list[str], error: s
 
 
 def test_purge_result_summary() -> None:
-    assert PurgeResult(1, 2, 3).summary() == "1 message(s), 2 conversion(s), 3 attempt(s)"
+    assert PurgeResult(1, 2, 3, inbound=4).summary() == (
+        "1 message(s), 2 conversion(s), 3 attempt(s), 4 inbound message(s)"
+    )

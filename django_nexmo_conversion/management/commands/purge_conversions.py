@@ -17,7 +17,7 @@ MAX_DAYS = 700_000
 class Command(BaseCommand):
     help = (
         "Delete sent messages older than --older-than days, with their conversions and "
-        "attempts, in bounded batches."
+        "attempts, and the replies from then that answer no message kept, in bounded batches."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
