@@ -1,5 +1,6 @@
 """Retention: delete old sent messages with their conversions and attempts, in bounded batches,
-and the inbound messages (replies) that answer nothing kept.
+and the inbound messages (replies) that answer nothing kept; keep no more of the numbers
+already stored than ``RECIPIENT_STORAGE`` says now.
 
 A send is judged by its first part (parts 2..n go with it). By default only what is
 finished is purged: reported or failed conversions, and messages that never converted.
@@ -16,7 +17,8 @@ from datetime import datetime, timedelta
 from django.db import models, transaction
 from django.utils import timezone
 
-from . import folding
+from . import folding, privacy
+from .conf import get_settings
 from .exceptions import ConversionInputError
 from .models import Conversion, ConversionAttempt, InboundMessage, SentMessage, Status
 from .statuses import settled_deletion
@@ -162,3 +164,33 @@ def _delete_replies(
             InboundMessage.objects.filter(pk__in=ids).delete()
         result.batches += 1
         result.inbound += len(ids)
+
+
+def apply_recipient_storage(*, batch_size: int = 1000, dry_run: bool = False) -> int:
+    """Make the numbers stored before ``RECIPIENT_STORAGE`` was tightened follow it now: under
+    ``"masked"`` a full number is masked, under ``"none"`` every number is blanked (the keyed
+    hash stays: replies still match). Returns how many messages changed (or would, for a dry
+    run). Nothing can bring back what was not kept, so under ``"full"`` nothing changes.
+
+    Batches of at most ``batch_size`` messages, each in its own transaction.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConversionInputError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
+    mode = get_settings().recipient_storage
+    if mode == "full":
+        return 0
+    kept = SentMessage.objects.exclude(recipient="")
+    if mode == "masked":
+        kept = kept.exclude(recipient__contains=privacy.MASK_CHAR)
+    if dry_run:
+        return kept.count()
+    changed = 0
+    while True:
+        with transaction.atomic():
+            batch = list(kept.order_by("pk").only("pk", "recipient")[:batch_size])
+            if not batch:
+                return changed
+            for message in batch:
+                message.recipient = privacy.store(message.recipient, mode=mode).recipient
+            SentMessage.objects.bulk_update(batch, ["recipient"])
+        changed += len(batch)

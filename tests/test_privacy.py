@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+from io import StringIO
 from typing import Any
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.forms.models import model_to_dict
 
 from django_nexmo_conversion import record_message, record_sms_response
 from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.models import SentMessage
 from django_nexmo_conversion.privacy import mask, recipient_hash, store
+from django_nexmo_conversion.retention import apply_recipient_storage
 
 from .helpers import configure
 
@@ -103,3 +107,62 @@ def test_a_bad_number_stores_nothing(settings: Any) -> None:
     with pytest.raises(ConversionInputError, match="not a phone number"):
         record_message("BADNUM01", recipient="call me maybe")
     assert not SentMessage.objects.exists()
+
+
+# --- tightening the setting afterwards ---------------------------------------------------------
+
+
+def recipients() -> dict[str, str]:
+    return dict(SentMessage.objects.values_list("message_id", "recipient"))
+
+
+def test_tightening_the_setting_rewrites_the_numbers_already_stored(settings: Any) -> None:
+    storage(settings, "full")
+    for n in range(5):
+        record_message(f"OLD{n}", recipient=f"+44 7700 90012{n}")
+    record_message("NONUMBER")
+    hashes = dict(SentMessage.objects.values_list("message_id", "recipient_hash"))
+
+    storage(settings, "masked")
+    record_message("NEW", recipient=NUMBER)
+    assert apply_recipient_storage(dry_run=True) == 5
+    assert recipients()["OLD0"] == "447700900120"  # a dry run changes nothing
+    assert apply_recipient_storage(batch_size=2) == 5
+    assert recipients() == {
+        **{f"OLD{n}": mask(f"44770090012{n}") for n in range(5)},
+        "NONUMBER": "",
+        "NEW": mask(DIGITS),
+    }
+    assert apply_recipient_storage() == 0  # masked numbers are not masked again
+
+    storage(settings, "none")
+    output = StringIO()
+    call_command("apply_recipient_storage", stdout=output)
+    assert "Changed 6 message(s) (NEXMO_CONVERSION['RECIPIENT_STORAGE'] is 'none')" in (
+        output.getvalue()
+    )
+    assert set(recipients().values()) == {""}
+    # The hash is kept whatever the mode: replies to old messages still match.
+    assert dict(SentMessage.objects.values_list("message_id", "recipient_hash")) == {
+        **hashes,
+        "NEW": recipient_hash(DIGITS),
+    }
+
+
+def test_nothing_comes_back_when_the_setting_is_loosened(settings: Any) -> None:
+    storage(settings, "masked")
+    record_message("MASKED", recipient=NUMBER)
+    storage(settings, "full")
+    assert apply_recipient_storage() == 0
+    assert recipients() == {"MASKED": mask(DIGITS)}
+
+
+def test_a_bad_batch_size_changes_nothing(settings: Any) -> None:
+    storage(settings, "full")
+    record_message("KEPT", recipient=NUMBER)
+    storage(settings, "none")
+    with pytest.raises(ConversionInputError, match="batch_size"):
+        apply_recipient_storage(batch_size=0)
+    with pytest.raises(CommandError, match="--batch-size"):
+        call_command("apply_recipient_storage", "--batch-size", "0", stdout=StringIO())
+    assert recipients() == {"KEPT": DIGITS}
