@@ -61,6 +61,11 @@ def _clean_statuses(statuses: Iterable[str] | None) -> tuple[str, ...]:
     return chosen
 
 
+def _check_batch_size(batch_size: object) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConversionInputError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
+
+
 def purgeable(cutoff: datetime, statuses: tuple[str, ...]) -> models.QuerySet[SentMessage]:
     """First parts (and single messages) sent before ``cutoff`` whose send is in ``statuses``."""
     kept = [s.value for s in Status if s.value not in statuses]
@@ -107,8 +112,7 @@ def purge(
     did. ``dry_run`` only counts.
     """
     chosen = _clean_statuses(statuses)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConversionInputError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
+    _check_batch_size(batch_size)
     if isinstance(older_than, timedelta):
         if older_than < timedelta(0):
             raise ConversionInputError("older_than must not be negative.")
@@ -174,8 +178,7 @@ def apply_recipient_storage(*, batch_size: int = 1000, dry_run: bool = False) ->
 
     Batches of at most ``batch_size`` messages, each in its own transaction.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConversionInputError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
+    _check_batch_size(batch_size)
     mode = get_settings().recipient_storage
     if mode == "full":
         return 0
@@ -184,13 +187,15 @@ def apply_recipient_storage(*, batch_size: int = 1000, dry_run: bool = False) ->
         kept = kept.exclude(recipient__contains=privacy.MASK_CHAR)
     if dry_run:
         return kept.count()
-    changed = 0
+    changed = last = 0
     while True:
         with transaction.atomic():
-            batch = list(kept.order_by("pk").only("pk", "recipient")[:batch_size])
+            rows = kept.filter(pk__gt=last).order_by("pk").only("pk", "recipient")
+            batch = list(rows[:batch_size])
             if not batch:
                 return changed
             for message in batch:
                 message.recipient = privacy.store(message.recipient, mode=mode).recipient
             SentMessage.objects.bulk_update(batch, ["recipient"])
         changed += len(batch)
+        last = batch[-1].pk
