@@ -18,6 +18,7 @@ from django_nexmo_conversion.admin import chart
 from django_nexmo_conversion.client import classify
 from django_nexmo_conversion.models import Conversion, Outcome, Status
 from django_nexmo_conversion.queries import DayRate
+from django_nexmo_conversion.sandbox import DEFAULT_API_KEY
 from django_nexmo_conversion.testing.factories import (
     ConversionFactory,
     SentMessageFactory,
@@ -157,7 +158,7 @@ def test_an_old_refusal_followed_by_a_report_is_not_a_halt():
 def test_every_halted_account_is_listed_though_another_one_reported_since(settings):
     configure(settings, ACCOUNTS={"marketing": {"API_SECRET": "m-secret"}})
     now = timezone.now()
-    default_key = settings.NEXMO_CONVERSION["API_KEY"]
+    default_key = DEFAULT_API_KEY  # the API_KEY of tests/settings.py
     halted(401, at=now - timedelta(minutes=9), message=SentMessageFactory(api_key=default_key))
     halted(402, at=now - timedelta(minutes=5), message=SentMessageFactory(api_key="marketing"))
     # Only marketing's own report lifts marketing's halt; the default account's stays.
@@ -196,12 +197,13 @@ def test_each_halted_account_has_its_banner_and_the_health_check_names_both(sett
         "Reporting is stopped for API key marketing: Nexmo refused the account (HTTP 401)" in html
     )
     assert (
-        "Reporting is stopped for API key sandbox-key: Nexmo refused the account (HTTP 402)" in html
+        f"Reporting is stopped for API key {DEFAULT_API_KEY}: Nexmo refused the account (HTTP 402)"
+        in html
     )
     [finding] = [f for f in health.findings() if f.check == "halt"]
     assert finding.value == 2
     assert "API key marketing" in finding.message
-    assert "API key sandbox-key" in finding.message
+    assert f"API key {DEFAULT_API_KEY}" in finding.message
 
 
 def test_an_endpoint_error_stops_every_account_until_any_report():
