@@ -122,11 +122,16 @@ class ScriptedBackend(LocmemBackend):
     raise_for: ClassVar[str] = ""
     delete_for: ClassVar[str] = ""
     raised: ClassVar[threading.Event] = threading.Event()
+    other_started: ClassVar[threading.Event] = threading.Event()
 
     def send(self, report: Report, account: Account) -> Answer:
         if report.message_id == self.raise_for:
+            # Not before another send is in flight: on a loaded machine the pool may not have
+            # started one yet, and the test is about the answers that come after the failure.
+            type(self).other_started.wait(5)
             type(self).raised.set()
             raise RuntimeError("backend broke before sending")
+        type(self).other_started.set()
         if report.message_id == self.delete_for:
             # What an admin deleting the row while its report is in flight does.
             Conversion.objects.filter(message__message_id=report.message_id).delete()
@@ -143,6 +148,7 @@ def scripted(settings: Any) -> type[ScriptedBackend]:
     configure(settings, BACKEND=f"{__name__}.ScriptedBackend")
     ScriptedBackend.raise_for = ScriptedBackend.delete_for = ""
     ScriptedBackend.raised = threading.Event()
+    ScriptedBackend.other_started = threading.Event()
     return ScriptedBackend
 
 
