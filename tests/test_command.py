@@ -334,7 +334,9 @@ def test_subprocess_exit_status_is_non_zero_on_halt(
 def test_loop_stops_on_sigterm_after_the_request_in_flight(
     nexmo_sandbox: Sandbox, tmp_path: Path, migrated_db: Path
 ) -> None:
-    project = make_project(tmp_path, migrated_db, nexmo_sandbox)
+    # The first answer is held while the test signals and reads the output: a TIMEOUT far
+    # above that, so only the signal decides what happens.
+    project = make_project(tmp_path, migrated_db, nexmo_sandbox, TIMEOUT=20)
     arrived, answer = threading.Event(), threading.Event()
 
     def hold_the_first_answer(request: ReceivedRequest) -> None:

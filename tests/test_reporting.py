@@ -383,8 +383,9 @@ def test_transient_failures_back_off_with_jitter(
     nexmo_sandbox: Sandbox, settings: Any, fired: dict[str, list[dict[str, Any]]], fault: Any
 ) -> None:
     backoff = 100
-    configure(settings, RETRY_BACKOFF=backoff, RETRY_BACKOFF_MAX=10_000, TIMEOUT=0.5)
-    nexmo_sandbox.hang_seconds = 2.0
+    # An answer arrives well within TIMEOUT; a hang lasts well past it.
+    configure(settings, RETRY_BACKOFF=backoff, RETRY_BACKOFF_MAX=10_000, TIMEOUT=1.5)
+    nexmo_sandbox.hang_seconds = 5.0
     conversion = mark_converted("0A0000000000FA17")
     nexmo_sandbox.script(fault)
     before = timezone.now()
