@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -78,8 +79,16 @@ def test_killed_worker_rows_are_reclaimed_after_the_lease(tmp_path):
     count = conversions_for_scale() // 2
     ids = make_due(count, "KILL")
     concurrency = 4
-    overrides = {"TIMEOUT": 1, "LEASE_SECONDS": 3}
-    with Sandbox(latency=0.02) as sandbox:
+    overrides = {"TIMEOUT": 2, "LEASE_SECONDS": 3}
+    killed = threading.Event()
+
+    def hold(request: object) -> None:
+        # From a quarter on, no answer until the victim is dead: it dies mid-send, holding
+        # claims, however the machine schedules it.
+        if len(sandbox.requests) >= count // 4:
+            killed.wait(30)
+
+    with Sandbox(latency=0.02, on_request=hold) as sandbox:
         env = worker_env(sandbox_settings(sandbox, **overrides))
         with running(
             report_run("--concurrency", str(concurrency)), env, log=tmp_path / "victim.log"
@@ -87,6 +96,7 @@ def test_killed_worker_rows_are_reclaimed_after_the_lease(tmp_path):
             assert sandbox.wait_for(count // 4, timeout=120)
             os.kill(victim.pid, signal.SIGKILL)
             victim.wait(timeout=10)
+            killed.set()
         killed_at = len(sandbox.requests)
         assert killed_at < count, "the worker finished before it could be killed"
         orphans = list(
