@@ -231,10 +231,11 @@ def test_an_upgrade_while_false_is_in_flight_sends_true_next(settings: Any, answ
 
 @pytest.mark.django_db(transaction=True)
 def test_an_upgrade_during_a_real_send_that_fails_is_not_lost(settings: Any) -> None:
-    """Real timing: the report of false is on the wire (the sandbox answers slowly, then 503)
-    when the user converts; Nexmo must end up with true."""
-    with Sandbox(latency=0.5) as sandbox:
-        configure(settings, sandbox=sandbox)
+    """Real timing: the report of false is on the wire (the sandbox holds its 503 until the
+    user has converted); Nexmo must end up with true."""
+    converted_now = threading.Event()
+    with Sandbox(on_request=lambda request: converted_now.wait(10)) as sandbox:
+        configure(settings, sandbox=sandbox, TIMEOUT=15)
         sandbox.script(503, message_id="RACE1")
         mark_converted("RACE1", delivered=False)
         results, raised = [], []
@@ -255,6 +256,7 @@ def test_an_upgrade_during_a_real_send_that_fails_is_not_lost(settings: Any) -> 
             )
             converted = mark_converted("RACE1", delivered=True)
         finally:
+            converted_now.set()
             sender.join(20)
         assert not raised
         assert converted.marked == MarkOutcome.UPGRADED
