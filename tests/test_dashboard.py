@@ -158,8 +158,7 @@ def test_an_old_refusal_followed_by_a_report_is_not_a_halt():
 def test_every_halted_account_is_listed_though_another_one_reported_since(settings):
     configure(settings, ACCOUNTS={"marketing": {"API_SECRET": "m-secret"}})
     now = timezone.now()
-    default_key = DEFAULT_API_KEY  # the API_KEY of tests/settings.py
-    halted(401, at=now - timedelta(minutes=9), message=SentMessageFactory(api_key=default_key))
+    halted(401, at=now - timedelta(minutes=9), message=SentMessageFactory(api_key=DEFAULT_API_KEY))
     halted(402, at=now - timedelta(minutes=5), message=SentMessageFactory(api_key="marketing"))
     # Only marketing's own report lifts marketing's halt; the default account's stays.
     ConversionFactory(
@@ -169,7 +168,7 @@ def test_every_halted_account_is_listed_though_another_one_reported_since(settin
     )
     assert [(h.api_key, h.status_code) for h in queries.current_halts()] == [
         ("marketing", 402),
-        (default_key, 401),
+        (DEFAULT_API_KEY, 401),
     ]
 
     ConversionFactory(
@@ -177,7 +176,7 @@ def test_every_halted_account_is_listed_though_another_one_reported_since(settin
         reported_at=now - timedelta(minutes=1),
         message=SentMessageFactory(api_key="marketing"),
     )
-    assert [(h.api_key, h.status_code) for h in queries.current_halts()] == [(default_key, 401)]
+    assert [(h.api_key, h.status_code) for h in queries.current_halts()] == [(DEFAULT_API_KEY, 401)]
     # A message recorded with no key (or an unknown one) is the default account's.
     ConversionFactory(
         status=Status.REPORTED, reported_at=now, message=SentMessageFactory(api_key="")
