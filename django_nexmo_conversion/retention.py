@@ -10,9 +10,10 @@ purged, so nothing marked is lost behind a worker's back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import models, transaction
 from django.utils import timezone
@@ -139,18 +140,30 @@ def purge(
     return result
 
 
+def _key_batches(rows: models.QuerySet[Any], batch_size: int) -> Iterator[list[int]]:
+    """The keys of ``rows``, ``batch_size`` at a time in key order, each batch in its own
+    transaction: the caller's work on a batch runs inside it (an exception rolls that batch
+    back), so locks stay short and an interrupted run keeps what it did. The walk only goes
+    forward, so it ends whatever the caller does to the rows."""
+    last = 0
+    while True:
+        with transaction.atomic():
+            keys = rows.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)
+            batch = list(keys[:batch_size])
+            if not batch:
+                return
+            yield batch
+        last = batch[-1]
+
+
 def _delete_sends(
     heads: models.QuerySet[SentMessage], batch_size: int, result: PurgeResult
 ) -> None:
-    while True:
-        with transaction.atomic():
-            ids = list(heads.order_by("pk").values_list("pk", flat=True)[:batch_size])
-            if not ids:
-                return
-            sends = models.Q(pk__in=ids) | models.Q(parent_id__in=ids)
-            conversions = Conversion.objects.filter(message__in=SentMessage.objects.filter(sends))
-            with settled_deletion(conversions):
-                _total, per_model = SentMessage.objects.filter(sends).delete()
+    for ids in _key_batches(heads, batch_size):
+        sends = models.Q(pk__in=ids) | models.Q(parent_id__in=ids)
+        conversions = Conversion.objects.filter(message__in=SentMessage.objects.filter(sends))
+        with settled_deletion(conversions):
+            _total, per_model = SentMessage.objects.filter(sends).delete()
         result.batches += 1
         result.messages += per_model.get(SentMessage._meta.label, 0)
         result.conversions += per_model.get(Conversion._meta.label, 0)
@@ -160,12 +173,8 @@ def _delete_sends(
 def _delete_replies(
     replies: models.QuerySet[InboundMessage], batch_size: int, result: PurgeResult
 ) -> None:
-    while True:
-        with transaction.atomic():
-            ids = list(replies.order_by("pk").values_list("pk", flat=True)[:batch_size])
-            if not ids:
-                return
-            InboundMessage.objects.filter(pk__in=ids).delete()
+    for ids in _key_batches(replies, batch_size):
+        InboundMessage.objects.filter(pk__in=ids).delete()
         result.batches += 1
         result.inbound += len(ids)
 
@@ -187,15 +196,11 @@ def apply_recipient_storage(*, batch_size: int = 1000, dry_run: bool = False) ->
         kept = kept.exclude(recipient__contains=privacy.MASK_CHAR)
     if dry_run:
         return kept.count()
-    changed = last = 0
-    while True:
-        with transaction.atomic():
-            rows = kept.filter(pk__gt=last).order_by("pk").only("pk", "recipient")
-            batch = list(rows[:batch_size])
-            if not batch:
-                return changed
-            for message in batch:
-                message.recipient = privacy.store(message.recipient, mode=mode).recipient
-            SentMessage.objects.bulk_update(batch, ["recipient"])
+    changed = 0
+    for keys in _key_batches(kept, batch_size):
+        batch = list(SentMessage.objects.filter(pk__in=keys).only("pk", "recipient"))
+        for message in batch:
+            message.recipient = privacy.store(message.recipient, mode=mode).recipient
+        SentMessage.objects.bulk_update(batch, ["recipient"])
         changed += len(batch)
-        last = batch[-1].pk
+    return changed
