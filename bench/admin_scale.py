@@ -137,11 +137,11 @@ def load(rows: int) -> None:
     )
     # Loaded behind the app's back, as an import would be: recount the hourly rollups and the
     # status counts the dashboard and the Insights page read (rebuild_conversion_stats).
-    from django_nexmo_conversion import stats, statuses
+    from django_nexmo_conversion.rollups import by_status, rates
 
     started = time.perf_counter()
-    rollups = stats.rebuild()
-    counts = statuses.rebuild()
+    rollups = rates.rebuild()
+    counts = by_status.rebuild()
     print(
         f"rebuilt {rollups:,} rollup rows and {counts:,} status count rows in "
         f"{time.perf_counter() - started:.0f} s"

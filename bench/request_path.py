@@ -45,7 +45,7 @@ def measure(db: str, calls: int) -> list[Figure]:
     )
     # Their counts in the hourly rollups, as recording them would have made (a send is counted
     # when recorded; marking adds to the row of its hour and destination).
-    from django_nexmo_conversion.stats import rebuild
+    from django_nexmo_conversion.rollups.rates import rebuild
 
     rebuild()
     common.analyze()

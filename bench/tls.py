@@ -11,7 +11,7 @@ import os
 from typing import TYPE_CHECKING
 
 from django_nexmo_conversion.backends.http import HttpBackend
-from django_nexmo_conversion.client import Client
+from django_nexmo_conversion.transport.client import Client
 
 if TYPE_CHECKING:
     from django_nexmo_conversion.conf import ConversionSettings

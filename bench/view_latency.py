@@ -31,7 +31,7 @@ TIMEOUT = 3
 def measure(db: str, requests: int, slow_requests: int) -> list[Figure]:
     from django.test import Client, override_settings
 
-    from django_nexmo_conversion.reporting import background
+    from django_nexmo_conversion.dispatch import background
     from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
 
     common.reset()

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         record_sms_response,
     )
     from .reporting.engine import ReportResult, report_pending
+    from .reporting.non_conversion import mark_non_conversions
     from .triggers import convert_when
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "conversion_link",
     "convert_when",
     "mark_converted",
+    "mark_non_conversions",
     "record_message",
     "record_sms_response",
     "report_pending",
@@ -46,6 +48,7 @@ _LAZY = {
     "conversion_link": "links",
     "convert_when": "triggers",
     "mark_converted": "marking",
+    "mark_non_conversions": "reporting.non_conversion",
     "record_message": "marking",
     "record_sms_response": "marking",
     "report_pending": "reporting.engine",

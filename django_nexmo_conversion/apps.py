@@ -12,7 +12,7 @@ class NexmoConversionConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import statuses  # noqa: F401  (connects its pre_delete receiver)
         from .checks import check_settings
+        from .rollups import by_status  # noqa: F401  (connects its pre_delete receiver)
 
         checks.register(check_settings, checks.Tags.compatibility)

@@ -42,7 +42,7 @@ from django.apps import AppConfig
 from django.core import checks
 
 from .conf import SETTING_NAME, ConversionSettings, build_settings
-from .setting_values import is_loopback
+from .conf.values import is_loopback
 
 CHECK_ID_PREFIX = "django_nexmo_conversion"
 
@@ -166,7 +166,7 @@ def check_background_threads(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
     """W004: the background reporter needs threads, which uWSGI runs only when asked to."""
-    from .reporting.background import THREADS_DISABLED, threads_disabled
+    from .dispatch.background import THREADS_DISABLED, threads_disabled
 
     resolved = _resolved()
     if resolved.dispatch != "background" or not threads_disabled():

@@ -20,10 +20,10 @@ from django.db.models import Count
 from django.utils import timezone
 
 from .choices import Outcome, Status
-from .client import ANSWER_MEANINGS
 from .conf import Thresholds, get_settings, setting
 from .models import Conversion, ConversionAttempt
 from .queries import Halt, current_halts
+from .transport.client import ANSWER_MEANINGS
 
 OK, WARNING, CRITICAL = "ok", "warning", "critical"
 #: Nagios / monitoring-plugins exit statuses.

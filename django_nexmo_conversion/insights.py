@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
-from . import geography, signals
+from . import geography, rollups, signals
 from .conf import get_settings
 from .exceptions import ConversionInputError
 from .models import (
@@ -31,7 +31,7 @@ from .models import (
     ConversionAlert,
     ConversionStat,
 )
-from .stats import hour_of
+from .rollups.rates import hour_of
 
 __all__ = [
     "BY",
@@ -40,10 +40,10 @@ __all__ = [
     "active_alerts",
     "conversion_rates",
     "current_alerts",
-    "daily_rates",
     "destination_rates",
     "low_conversion_alerts",
     "quantile",
+    "refresh",
 ]
 
 #: What ``conversion_rates`` can group by.
@@ -178,16 +178,6 @@ def destination_rates(
     return countries, networks
 
 
-def daily_rates(
-    *, by: str, key: str, since: datetime | None = None, until: datetime | None = None
-) -> list[RateRow]:
-    """:func:`conversion_rates` by day for one country or network (``by``), oldest first:
-    the rate over time of one destination."""
-    if by not in ALERT_BY:
-        raise ConversionInputError(f"by must be one of {', '.join(ALERT_BY)}, got {by!r}.")
-    return _by_day(_period(since, until).filter(**{by: key}))
-
-
 def _by_day(rows: QuerySet[ConversionStat]) -> list[RateRow]:
     # Days: sum the hours in Python, cut at local midnights (exact in any whole-hour zone).
     days: dict[str, dict[str, int]] = {}
@@ -265,3 +255,13 @@ def low_conversion_alerts(*, now: datetime | None = None) -> list[Alert]:
         keep |= Q(by=alert.by, key=alert.key)
     ConversionAlert.objects.filter(active=True).exclude(keep).update(active=False)
     return alerts
+
+
+def refresh(*, batch_size: int = 1000) -> int:
+    """Bring every counted figure up to date now: count what was recorded, marked or changed
+    since the last sweep into the rollups the rates, alerts, dashboard and metrics read.
+    Returns how many rows it counted (0 when all were counted already).
+
+    The background reporter's sweeps do this every ``SWEEP_INTERVAL`` seconds; call it in a
+    test or a script that reads figures right after writing rows."""
+    return rollups.fold(batch_size=batch_size)

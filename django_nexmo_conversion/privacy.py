@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from django.utils.crypto import salted_hmac
 
 from .conf import get_settings
-from .wire import msisdn
+from .transport.wire import msisdn
 
 #: A dedicated salt: the hash can never collide with another use of SECRET_KEY.
 HASH_SALT = "django_nexmo_conversion.privacy.recipient"

@@ -11,10 +11,10 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import statuses
-from .client import ENDPOINT_ERROR_CODES, is_endpoint_error
 from .conf import get_settings
 from .models import Conversion, ConversionAttempt, ConversionStat, Outcome, Status
+from .rollups import by_status
+from .transport.client import ENDPOINT_ERROR_CODES, is_endpoint_error
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -116,7 +116,7 @@ def status_counts() -> dict[str, int]:
     From the status counts the sweeps keep, plus the rows changed since (``statuses``): the
     same cost at any number of conversions.
     """
-    return statuses.totals()
+    return by_status.totals()
 
 
 @dataclass(frozen=True)
@@ -138,9 +138,9 @@ class WindowCounts:
 
 def window_counts(*, now: datetime | None = None) -> list[WindowCounts]:
     """Marked / reported / failed for each of :data:`WINDOWS`, in one query over the status
-    counts of their hours (``statuses.totals_since``)."""
+    counts of their hours (``by_status.totals_since``)."""
     now = now or timezone.now()
-    periods = statuses.totals_since(*(now - length for _key, length in WINDOWS))
+    periods = by_status.totals_since(*(now - length for _key, length in WINDOWS))
     return [
         WindowCounts(
             key=key,

@@ -18,11 +18,12 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
-from . import folding, privacy
+from . import privacy
 from .conf import get_settings
 from .exceptions import ConversionInputError
 from .models import Conversion, ConversionAttempt, InboundMessage, SentMessage, Status
-from .statuses import settled_deletion
+from .rollups import fold
+from .rollups.by_status import settled_deletion
 
 #: Messages with no conversion at all.
 UNCONVERTED = "unconverted"
@@ -132,7 +133,7 @@ def purge(
         return _counts(purgeable(cutoff, chosen), cutoff)
     # The rollups keep the history of what is purged: count whatever the sweeps have not
     # counted yet before it goes.
-    folding.fold()
+    fold()
     result = PurgeResult()
     _delete_sends(purgeable(cutoff, chosen), batch_size, result)
     # Then the replies left answering nothing (deleting their messages set them to NULL).

@@ -19,7 +19,8 @@ from typing import Any, cast
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import get_settings, setting
-from .reporting.engine import report_conversions, report_due
+from .reporting.engine import report_conversions
+from .reporting.sweep import report_due
 
 CELERY_REPORT_CONVERSION = "django_nexmo_conversion.report_conversion"
 CELERY_REPORT_PENDING = "django_nexmo_conversion.report_pending"
@@ -31,7 +32,7 @@ def report_conversion(conversion_pk: int) -> str:
 
 
 def report_periodically(limit: int | None = None) -> str:
-    """The periodic job (``reporting.engine.report_due``); returns the run's summary."""
+    """The periodic job (``reporting.sweep.report_due``); returns the run's summary."""
     result = report_due(limit=limit)
     summary = result.summary()
     if result.non_conversions:

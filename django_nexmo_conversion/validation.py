@@ -12,10 +12,10 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils import timezone
 
-from . import wire
 from .choices import Channel
 from .exceptions import ConversionInputError
 from .models import MESSAGE_ID_MAX_LENGTH, SentMessage
+from .transport import wire
 
 #: How far ahead of our clock a conversion timestamp may be (clock skew between hosts).
 FUTURE_TOLERANCE = timedelta(minutes=5)

@@ -16,7 +16,7 @@ def _clean_backend():
     reporter running (its sweeps would work on the next test's rows)."""
     from django_nexmo_conversion.backends import reset_backend
     from django_nexmo_conversion.backends.locmem import outbox
-    from django_nexmo_conversion.reporting import background
+    from django_nexmo_conversion.dispatch import background
 
     reset_backend()
     outbox.clear()

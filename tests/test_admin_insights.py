@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from django_nexmo_conversion import folding, mark_converted, queries, record_message
+from django_nexmo_conversion import insights, mark_converted, queries, record_message
 from django_nexmo_conversion.insights import conversion_rates, low_conversion_alerts
 from django_nexmo_conversion.models import ConversionAlert
 
@@ -78,7 +78,7 @@ def test_alerts_are_on_top_and_on_the_dashboard(admin_client: Client, settings: 
         send(FR)
         (gb,) = send(GB)
         mark_converted(gb)
-    folding.fold()
+    insights.refresh()
     html = admin_client.get(INSIGHTS).content.decode()
     alerts = html.split('id="nexmo-alerts"', 1)[1].split("</ul>", 1)[0]
     assert 'data-key="FR"' in alerts

@@ -17,7 +17,7 @@ from django_nexmo_conversion.backends.http import HttpBackend
 from django_nexmo_conversion.backends.locmem import LocmemBackend, SentReport, outbox
 from django_nexmo_conversion.choices import Outcome
 from django_nexmo_conversion.conf import Account, build_settings, get_settings
-from django_nexmo_conversion.wire import Report, format_timestamp
+from django_nexmo_conversion.transport.wire import Report, format_timestamp
 
 from .helpers import configure
 

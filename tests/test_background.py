@@ -24,7 +24,7 @@ from django_nexmo_conversion import (
 from django_nexmo_conversion.conf import build_settings
 from django_nexmo_conversion.insights import conversion_rates
 from django_nexmo_conversion.models import Conversion, SentMessage, Status
-from django_nexmo_conversion.reporting import background
+from django_nexmo_conversion.dispatch import background
 from django_nexmo_conversion.sandbox import Sandbox
 from django_nexmo_conversion.testing import wait_for_reports
 

@@ -18,7 +18,7 @@ from django_nexmo_conversion.conf import get_settings
 from django_nexmo_conversion.models import Conversion, ConversionAttempt, Status
 from django_nexmo_conversion.reporting.claims import claim
 from django_nexmo_conversion.reporting.outcomes import write_answers
-from django_nexmo_conversion.wire import Answer
+from django_nexmo_conversion.transport.wire import Answer
 
 pytestmark = pytest.mark.django_db
 

@@ -14,11 +14,17 @@ import responses
 
 from django_nexmo_conversion import __version__
 from django_nexmo_conversion.choices import Outcome
-from django_nexmo_conversion.client import Client, classify, describe_error
 from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
-from django_nexmo_conversion.signing import SIGNATURE_METHODS, verify
-from django_nexmo_conversion.wire import Account, Report, build_params, endpoint, format_timestamp
+from django_nexmo_conversion.transport.client import Client, classify, describe_error
+from django_nexmo_conversion.transport.signing import SIGNATURE_METHODS, verify
+from django_nexmo_conversion.transport.wire import (
+    Account,
+    Report,
+    build_params,
+    endpoint,
+    format_timestamp,
+)
 
 BASE = "https://api.example.test"
 SMS_URL = f"{BASE}/conversions/sms"

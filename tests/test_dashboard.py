@@ -13,9 +13,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_nexmo_conversion import folding, health, queries, report_pending
+from django_nexmo_conversion import health, insights, queries, report_pending
 from django_nexmo_conversion.admin import chart
-from django_nexmo_conversion.client import classify
 from django_nexmo_conversion.models import Conversion, Outcome, Status
 from django_nexmo_conversion.queries import DayRate
 from django_nexmo_conversion.sandbox import DEFAULT_API_KEY
@@ -23,6 +22,7 @@ from django_nexmo_conversion.testing.factories import (
     ConversionFactory,
     SentMessageFactory,
 )
+from django_nexmo_conversion.transport.client import classify
 
 from .helpers import configure, halted
 
@@ -86,7 +86,7 @@ def test_daily_rates_cut_days_in_local_time_across_a_dst_change():
     _message(datetime(2026, 3, 30, 8, 0, tzinfo=PARIS), parent=sent)  # part 2: not a send
     _message(datetime(2026, 3, 30, 9, 0, tzinfo=PARIS), converted=False)  # not a conversion
     _message(datetime(2026, 3, 30, 9, 30, tzinfo=PARIS))
-    folding.fold()
+    insights.refresh()
 
     with timezone.override(PARIS):
         days = queries.daily_conversion_rates(days=30, now=now)
@@ -327,7 +327,7 @@ def test_dashboard_shows_the_numbers(admin_client):
         message=SentMessageFactory(sent_at=now - timedelta(hours=1)),
     )
     SentMessageFactory(sent_at=now - timedelta(hours=1))  # sent, never converted
-    folding.fold()  # the sweep that counts them in the rollups the chart reads
+    insights.refresh()  # the sweep that counts them in the rollups the chart reads
 
     html = admin_client.get(DASHBOARD).content.decode()
 

@@ -25,7 +25,7 @@ from django_nexmo_conversion.models import Conversion, ConversionAttempt, Outcom
 from django_nexmo_conversion.reporting.claims import claim
 from django_nexmo_conversion.reporting.outcomes import ERROR_TEXT_MAX, storable, write_answers
 from django_nexmo_conversion.sandbox import Sandbox
-from django_nexmo_conversion.wire import Account, Answer, Report
+from django_nexmo_conversion.transport.wire import Account, Answer, Report
 
 from .helpers import configure, mark_many, run_together
 from .processes import wait_until

@@ -25,14 +25,14 @@ from hypothesis import strategies as st
 
 from django_nexmo_conversion import mark_converted, report_pending
 from django_nexmo_conversion.choices import Outcome
-from django_nexmo_conversion.client import RETRY_AFTER_CEILING, Client, parse_retry_after
 from django_nexmo_conversion.conf import get_settings
-from django_nexmo_conversion.deadline import Deadline
 from django_nexmo_conversion.models import Conversion, Status
-from django_nexmo_conversion.ratelimit import STATE_KEY, STOP_CHECK, RateLimiter
 from django_nexmo_conversion.reporting.outcomes import retry_delay
+from django_nexmo_conversion.reporting.ratelimit import STATE_KEY, STOP_CHECK, RateLimiter
 from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
-from django_nexmo_conversion.wire import Account, Report
+from django_nexmo_conversion.transport.client import RETRY_AFTER_CEILING, Client, parse_retry_after
+from django_nexmo_conversion.transport.deadline import Deadline
+from django_nexmo_conversion.transport.wire import Account, Report
 
 from .helpers import configure, sandbox_settings
 from .processes import django_admin, running, wait_until, worker_env

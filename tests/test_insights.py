@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from django_nexmo_conversion import folding, mark_converted, record_message, record_sms_response
+from django_nexmo_conversion import insights, mark_converted, record_message, record_sms_response
 from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.insights import conversion_rates, low_conversion_alerts
 from django_nexmo_conversion.links import conversion_link
@@ -128,7 +128,7 @@ def nearest_rank(values: list[float], q: float) -> float:
 
 
 def assert_matches_recount(by: str) -> None:
-    folding.fold()  # what the next sweep does
+    insights.refresh()  # what the next sweep does
     expected = brute_force(by)
     rows = {row.key: row for row in conversion_rates(by=by)}
     assert set(rows) == set(expected)
@@ -160,7 +160,7 @@ def traffic(settings: Any, client: Client) -> None:
         if index % 2 == 0:
             reply(gb, gb.recipient)  # converted by reply
     # A sweep in the middle: what follows changes rows already counted as well as new ones.
-    folding.fold()
+    insights.refresh()
     for _index in range(4):
         fr = send(FR, parts=3, api_key="key-b")  # a long SMS: counted once
         receipt(fr[0])
@@ -179,7 +179,7 @@ def traffic(settings: Any, client: Client) -> None:
     # Recorded without a network; a receipt fills it in, after the conversion was counted.
     late = record_message("LATE000000000001", recipient="447700900999")
     mark_converted(late, timestamp=timezone.now())
-    folding.fold()
+    insights.refresh()
     receipt(late, network="23410")
     # The same before the sweep counts anything: the sweep counts it where it is then.
     early = record_message("EARLY00000000001", recipient="447700900998")
@@ -197,7 +197,7 @@ def traffic(settings: Any, client: Client) -> None:
         "5b1c2d3e-0000-4000-8000-000000000001", channel="voice", recipient="33612345999"
     )
     mark_converted(call)
-    folding.fold()  # the sweep after it all
+    insights.refresh()  # the sweep after it all
 
 
 @pytest.mark.parametrize("by", ["country", "network", "channel", "api_key", "day"])
@@ -206,7 +206,7 @@ def test_the_figures_equal_a_recount_of_the_rows(traffic: None, by: str):
 
 
 def test_the_traffic_has_what_the_recount_must_tell_apart(traffic: None):
-    folding.fold()
+    insights.refresh()
     rates = {row.key: row for row in conversion_rates(by="country")}
     # GB: 6 + the late and early ones + 6 older, 3 by reply + late + early + the 6 older; FR:
     # 4 sends of 3 parts, each once.
@@ -223,7 +223,7 @@ def test_the_traffic_has_what_the_recount_must_tell_apart(traffic: None):
 
 
 def test_rebuild_recounts_what_arrived_behind_the_apps_back(traffic: None):
-    folding.fold()
+    insights.refresh()
     before = {row.key: row for row in conversion_rates(by="network")}
     # A restore that brought the rows back but not their rollups, and an import whose rows
     # say they were counted already.
@@ -231,7 +231,7 @@ def test_rebuild_recounts_what_arrived_behind_the_apps_back(traffic: None):
     SentMessage.objects.create(
         message_id="IMPORTED00000001", country="GB", network="23415", counted=True
     )
-    assert folding.fold() == 0
+    assert insights.refresh() == 0
     assert conversion_rates(by="network") == []
     call_command("rebuild_conversion_stats")
     after = {row.key: row for row in conversion_rates(by="network")}
@@ -245,16 +245,16 @@ def test_rows_are_counted_by_the_next_sweep_once():
     mark_converted(gb)
     # Recording and marking wrote only their rows: nothing waits on a counter row.
     assert conversion_rates(by="country") == []
-    assert folding.fold() == 3  # the message, its conversion, its status
+    assert insights.refresh() == 3  # the message, its conversion, its status
     assert [(r.key, r.sent, r.converted) for r in conversion_rates(by="country")] == [("GB", 1, 1)]
-    assert folding.fold() == 0
+    assert insights.refresh() == 0
     assert [(r.key, r.sent, r.converted) for r in conversion_rates(by="country")] == [("GB", 1, 1)]
 
 
 def test_the_fold_takes_batches_until_nothing_is_left():
     for _index in range(7):
         send(FR)
-    assert folding.fold(batch_size=3) == 7
+    assert insights.refresh(batch_size=3) == 7
     assert [(r.key, r.sent) for r in conversion_rates(by="country")] == [("FR", 7)]
 
 
@@ -268,7 +268,7 @@ def test_a_rolled_back_send_leaves_no_count():
 
     with pytest.raises(RuntimeError):
         send_then_fail()
-    assert folding.fold() == 0
+    assert insights.refresh() == 0
     assert conversion_rates(by="country") == []
 
 
@@ -279,7 +279,7 @@ def test_a_period_is_cut_at_whole_hours():
     )
     mark_converted(old)
     send(GB)
-    folding.fold()
+    insights.refresh()
     recent = conversion_rates(by="country", since=now - timedelta(hours=1))
     assert [(row.key, row.sent, row.converted) for row in recent] == [("GB", 1, 0)]
     everything = conversion_rates(by="country")
@@ -339,7 +339,7 @@ def pumped(settings: Any) -> None:
             mark_converted(gb)
     for _index in range(3):
         send(US)  # 0 % but only 3 sends
-    folding.fold()
+    insights.refresh()
 
 
 def test_a_low_conversion_alert_fires_for_the_collapsing_country_only(pumped: None):

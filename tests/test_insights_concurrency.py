@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from django_nexmo_conversion import folding, mark_converted, record_message, record_sms_response
+from django_nexmo_conversion import insights, mark_converted, record_message, record_sms_response
 from django_nexmo_conversion.insights import conversion_rates
 from django_nexmo_conversion.models import SentMessage
 
@@ -44,7 +44,7 @@ def test_concurrent_writers_lose_no_count(settings: Any):
     waiting = [
         record_message(f"W{index:015d}", recipient=f"4477009{index:05d}") for index in range(half)
     ]
-    assert folding.fold() == half
+    assert insights.refresh() == half
     waiting += [
         record_message(f"W{index:015d}", recipient=f"4477009{index:05d}")
         for index in range(half, THREADS * PER_THREAD)
@@ -79,7 +79,7 @@ def test_concurrent_writers_lose_no_count(settings: Any):
                 mark_converted(message)
                 receipt(neighbour, network="23410")
             if index % 3 == me % 3:
-                folding.fold(batch_size=7)  # a sweep, while the others write
+                insights.refresh(batch_size=7)  # a sweep, while the others write
         return me
 
     done, errors = run_together(THREADS, work)

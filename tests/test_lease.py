@@ -21,7 +21,7 @@ from django_nexmo_conversion.reporting import engine
 from django_nexmo_conversion.reporting.claims import claim, release
 from django_nexmo_conversion.reporting.outcomes import write_answers
 from django_nexmo_conversion.sandbox import Sandbox
-from django_nexmo_conversion.wire import Answer
+from django_nexmo_conversion.transport.wire import Answer
 
 from .helpers import configure, mark_many, run_together
 

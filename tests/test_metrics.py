@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from django_nexmo_conversion import folding, health, mark_converted, record_message, report_pending
+from django_nexmo_conversion import health, insights, mark_converted, record_message, report_pending
 from django_nexmo_conversion.contrib.prometheus import ConversionCollector
 from django_nexmo_conversion.sandbox import Sandbox
 
@@ -81,7 +81,7 @@ def test_rates_by_country_come_from_insights(registry: CollectorRegistry) -> Non
     for message in uk[:2]:
         mark_converted(message)
     record_message("0B0000000000RATF", recipient="+33612345679")
-    folding.fold()  # what the next sweep does
+    insights.refresh()  # what the next sweep does
 
     assert value(registry, "nexmo_conversion_rate", country="GB") == 0.4
     assert value(registry, "nexmo_conversion_rate", country="FR") == 0.0

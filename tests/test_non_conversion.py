@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from django_nexmo_conversion import (
     mark_converted,
-    non_conversion,
     record_message,
     record_sms_response,
     report_pending,
@@ -26,9 +25,9 @@ from django_nexmo_conversion import (
 )
 from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.models import Conversion, SentMessage, Status
-from django_nexmo_conversion.non_conversion import mark_non_conversions
+from django_nexmo_conversion.reporting.non_conversion import mark_non_conversions
 from django_nexmo_conversion.sandbox import Sandbox
-from django_nexmo_conversion.wire import format_timestamp
+from django_nexmo_conversion.transport.wire import format_timestamp
 
 from .helpers import configure, run_together
 
@@ -200,7 +199,7 @@ def test_a_run_racing_another_counts_only_its_own_rows(monkeypatch: pytest.Monke
     says so. Deterministic, on every database."""
     for i in range(6):
         sent(f"0A000000FFFF{i:04d}", timedelta(hours=2))
-    manager = non_conversion.Conversion.objects
+    manager = Conversion.objects
     real_bulk_create = manager.bulk_create
     counts: dict[str, int] = {}
 

@@ -7,7 +7,7 @@ from itertools import pairwise
 import pytest
 from django.core.cache import cache
 
-from django_nexmo_conversion.ratelimit import RateLimiter
+from django_nexmo_conversion.reporting.ratelimit import RateLimiter
 
 
 class FakeTime:

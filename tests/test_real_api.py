@@ -18,7 +18,6 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from django_nexmo_conversion import mark_converted, queries, record_message, report_pending
-from django_nexmo_conversion.client import Client
 from django_nexmo_conversion.models import Conversion, ConversionAttempt, Outcome, Status
 from django_nexmo_conversion.sandbox import (
     DEFAULT_API_KEY,
@@ -26,8 +25,9 @@ from django_nexmo_conversion.sandbox import (
     AccountSpec,
     Sandbox,
 )
-from django_nexmo_conversion.signing import sign, verify
-from django_nexmo_conversion.wire import (
+from django_nexmo_conversion.transport.client import Client
+from django_nexmo_conversion.transport.signing import sign, verify
+from django_nexmo_conversion.transport.wire import (
     SIGNED_TIMESTAMP_MAX_AGE,
     TIMESTAMP_SHAPE,
     Account,

@@ -28,10 +28,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from django_nexmo_conversion import mark_converted, report_pending
-from django_nexmo_conversion.client import Client
 from django_nexmo_conversion.models import Conversion, ConversionAttempt
-from django_nexmo_conversion.redaction import redact
-from django_nexmo_conversion.wire import Account, Report
+from django_nexmo_conversion.transport.client import Client
+from django_nexmo_conversion.transport.redaction import redact
+from django_nexmo_conversion.transport.wire import Account, Report
 
 from .helpers import configure
 

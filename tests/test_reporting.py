@@ -23,7 +23,7 @@ from django_nexmo_conversion.sandbox import (
     ReceivedRequest,
     Sandbox,
 )
-from django_nexmo_conversion.signing import SIGNATURE_METHODS, verify
+from django_nexmo_conversion.transport.signing import SIGNATURE_METHODS, verify
 
 from .helpers import configure, mark_many
 

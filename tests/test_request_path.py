@@ -22,7 +22,7 @@ def statements(action) -> list[str]:
 def test_a_single_message_is_one_insert_in_autocommit():
     message = SentMessageFactory()
     sql = statements(lambda: mark_converted(message))
-    # No count in the rollups here: the next sweep folds the new row in (folding.fold), so no
+    # No count in the rollups here: the next sweep folds the new row in (insights.refresh), so no
     # request waits on a counter row every other request wants too.
     assert len(sql) == 1
     assert sql[0].upper().startswith("INSERT")

@@ -24,7 +24,7 @@ from django_nexmo_conversion.sandbox import (
     AccountSpec,
     Sandbox,
 )
-from django_nexmo_conversion.signing import SIGNATURE_METHODS, sign
+from django_nexmo_conversion.transport.signing import SIGNATURE_METHODS, sign
 
 from .processes import ROOT, SANDBOX_CLI
 

@@ -30,7 +30,7 @@ from django_nexmo_conversion.conf import build_settings, get_settings
 from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.models import Conversion, Status
 from django_nexmo_conversion.sandbox import AccountSpec, Sandbox
-from django_nexmo_conversion.wire import Answer, Report
+from django_nexmo_conversion.transport.wire import Answer, Report
 
 from .helpers import replace_configuration, sandbox_settings
 

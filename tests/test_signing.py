@@ -9,7 +9,12 @@ import string
 
 import pytest
 
-from django_nexmo_conversion.signing import SIGNATURE_METHODS, sign, signing_payload, verify
+from django_nexmo_conversion.transport.signing import (
+    SIGNATURE_METHODS,
+    sign,
+    signing_payload,
+    verify,
+)
 
 SECRET = "s3cr3t"
 PARAMS = {

@@ -19,7 +19,7 @@ from health_check.exceptions import ServiceUnavailable, ServiceWarning
 from health_check.views import HealthCheckView
 from prometheus_client import CollectorRegistry
 
-from django_nexmo_conversion import folding, health, mark_converted, record_message, report_pending
+from django_nexmo_conversion import health, insights, mark_converted, record_message, report_pending
 from django_nexmo_conversion.checks import check_settings
 from django_nexmo_conversion.conf import build_settings
 from django_nexmo_conversion.contrib.health_check import ConversionHealthCheck
@@ -199,7 +199,7 @@ def test_a_real_low_conversion_alert_becomes_a_warning(settings: Any) -> None:
     for n in range(4):
         record_message(f"0B0000000000ALR{n}", recipient=f"+44770090000{n}")
     mark_converted(record_message("0B0000000000ALRF", recipient="+33612345678"))
-    folding.fold()  # what the next sweep does
+    insights.refresh()  # what the next sweep does
 
     found = health.findings()
 

@@ -18,13 +18,13 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from django_nexmo_conversion import folding, mark_converted, queries, report_pending
-from django_nexmo_conversion.counters import lock_conflict
+from django_nexmo_conversion import insights, mark_converted, queries, report_pending
 from django_nexmo_conversion.marking import retry_now
 from django_nexmo_conversion.models import Conversion, SentMessage, Status, StatusCount
 from django_nexmo_conversion.retention import purge
-from django_nexmo_conversion.stats import hour_of
-from django_nexmo_conversion.statuses import totals_since
+from django_nexmo_conversion.rollups.by_status import totals_since
+from django_nexmo_conversion.rollups.counters import lock_conflict
+from django_nexmo_conversion.rollups.rates import hour_of
 from django_nexmo_conversion.testing.factories import ConversionFactory
 
 from .helpers import configure, mark_many, run_together
@@ -50,7 +50,7 @@ def stored() -> dict[str, int]:
 
 def assert_exact() -> None:
     assert queries.status_counts() == recount()
-    folding.fold()
+    insights.refresh()
     assert stored() == recount()
     assert queries.status_counts() == recount()
 
@@ -97,7 +97,7 @@ def test_periods_count_the_conversions_marked_since_their_hour() -> None:
     now = timezone.now()
     for days in (0, 0, 2, 9, 40):
         ConversionFactory(created_at=now - timedelta(days=days))
-    folding.fold()
+    insights.refresh()
     ConversionFactory(status=Status.FAILED, created_at=now - timedelta(days=3))  # not swept
     starts = [now - timedelta(days=1), now - timedelta(days=7), now - timedelta(days=30)]
     assert totals_since(*starts) == [recount(since) for since in starts]
@@ -111,7 +111,7 @@ def test_periods_count_the_conversions_marked_since_their_hour() -> None:
 def test_a_deletion_by_any_path_leaves_the_counts_exact() -> None:
     mark_many(8, prefix="DEL")
     report_pending(limit=5)
-    folding.fold()
+    insights.refresh()
     mark_many(2, prefix="NEW")  # not swept yet when deleted
     # The admin's way (the ORM, one row at a time, with the cascade from the message).
     SentMessage.objects.get(message_id="DEL0000").delete()
@@ -134,7 +134,7 @@ def test_a_deletion_by_any_path_leaves_the_counts_exact() -> None:
 def test_rebuild_recounts_the_status_counts() -> None:
     mark_many(4, prefix="RB")
     report_pending(limit=1)
-    folding.fold()
+    insights.refresh()
     StatusCount.objects.update(conversions=99)  # damaged behind the app's back
     Conversion.objects.filter(status=Status.PENDING).update(status=Status.FAILED)  # raw-ish
     call_command("rebuild_conversion_stats", stdout=io.StringIO())
@@ -166,7 +166,7 @@ def test_marking_reporting_sweeping_and_deleting_at_once_lose_no_count(settings:
             if step == 0:
                 report_pending(limit=3, concurrency=1)  # claims and answers
             elif step == 1:
-                folding.fold(batch_size=5)  # a sweep
+                insights.refresh(batch_size=5)  # a sweep
             elif step == 2 and index:
                 # A deletion, of a row another thread may be claiming or sweeping.
                 Conversion.objects.filter(message__message_id=f"C{me:02d}{index - 1:013d}").delete()

@@ -14,8 +14,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from django_nexmo_conversion import record_message, report_pending, telemetry
+from django_nexmo_conversion import record_message, report_pending
 from django_nexmo_conversion.sandbox import Sandbox
+from django_nexmo_conversion.transport import telemetry
 
 from .helpers import configure, mark_many
 
@@ -144,7 +145,7 @@ def test_without_opentelemetry_everything_is_a_no_op() -> None:
 
     script = (
         "import sys; sys.modules['opentelemetry'] = None\n"  # as if it were not installed
-        "from django_nexmo_conversion import telemetry\n"
+        "from django_nexmo_conversion.transport import telemetry\n"
         "assert not telemetry.ENABLED\n"
         "with telemetry.run_span() as run, telemetry.attached(telemetry.current_context()):\n"
         "    with telemetry.report_span('https://api.nexmo.com/conversions/sms', 'sms') as s:\n"

@@ -51,7 +51,7 @@ def test_django_deprecation_raised_by_warn_is_an_error(category: type[Warning]) 
 @pytest.mark.parametrize("category", [DeprecationWarning, PendingDeprecationWarning])
 def test_python_deprecation_in_the_package_is_an_error(category: type[Warning]) -> None:
     with pytest.raises(category):
-        _warn_from("django_nexmo_conversion.client", category)
+        _warn_from("django_nexmo_conversion.transport.client", category)
 
 
 def test_the_filters_are_not_a_blanket_error() -> None:

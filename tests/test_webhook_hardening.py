@@ -24,7 +24,7 @@ from django_nexmo_conversion import record_message
 from django_nexmo_conversion.models import Conversion, InboundMessage, ReplyOutcome
 from django_nexmo_conversion.sandbox import DEFAULT_API_KEY
 from django_nexmo_conversion.sandbox.sender import WebhookSender
-from django_nexmo_conversion.signing import UnsignableParameters, sign, verify
+from django_nexmo_conversion.transport.signing import UnsignableParameters, sign, verify
 from django_nexmo_conversion.views import webhooks as webhook_views
 
 from .helpers import configure

@@ -23,7 +23,7 @@ from django_nexmo_conversion import record_message
 from django_nexmo_conversion.models import Conversion, InboundMessage, SentMessage
 from django_nexmo_conversion.sandbox import AccountSpec, Sandbox
 from django_nexmo_conversion.sandbox.sender import WEBHOOK_FORMATS, WebhookSender
-from django_nexmo_conversion.signing import SIGNATURE_METHODS
+from django_nexmo_conversion.transport.signing import SIGNATURE_METHODS
 
 from .helpers import configure
 from .processes import sandbox_cli

@@ -10,9 +10,9 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from .. import queries
-from ..client import is_endpoint_error
 from ..conf import setting
 from ..reporting import engine
+from ..transport.client import is_endpoint_error
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise

@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..conf import ConversionSettings
-    from ..wire import Account, Answer, Report
+    from ..transport.wire import Account, Answer, Report
 
 
 class BaseBackend:

@@ -5,12 +5,12 @@ import threading
 from typing import TYPE_CHECKING, TextIO
 
 from ..choices import Outcome
-from ..wire import Answer, Report, format_timestamp
+from ..transport.wire import Answer, Report, format_timestamp
 from .base import BaseBackend
 
 if TYPE_CHECKING:
     from ..conf import ConversionSettings
-    from ..wire import Account
+    from ..transport.wire import Account
 
 
 class ConsoleBackend(BaseBackend):

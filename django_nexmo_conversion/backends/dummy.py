@@ -3,11 +3,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..choices import Outcome
-from ..wire import Answer, Report
+from ..transport.wire import Answer, Report
 from .base import BaseBackend
 
 if TYPE_CHECKING:
-    from ..wire import Account
+    from ..transport.wire import Account
 
 
 class DummyBackend(BaseBackend):

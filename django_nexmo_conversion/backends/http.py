@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..client import Client
-from ..wire import Answer, Report
+from ..transport.client import Client
+from ..transport.wire import Answer, Report
 from .base import BaseBackend
 
 if TYPE_CHECKING:
     from ..conf import ConversionSettings
-    from ..wire import Account
+    from ..transport.wire import Account
 
 
 class HttpBackend(BaseBackend):

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..choices import Outcome
-from ..wire import Answer, Report, build_params, format_timestamp
+from ..transport.wire import Answer, Report, build_params, format_timestamp
 from .base import BaseBackend
 
 if TYPE_CHECKING:
-    from ..wire import Account
+    from ..transport.wire import Account
 
 
 @dataclass(frozen=True)

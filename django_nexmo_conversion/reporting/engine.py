@@ -2,8 +2,7 @@
 
 Top to bottom: :func:`report_pending` claims batches of due rows (``claims``), ``senders``
 POSTs them through the backend and writes the answers (``outcomes``) as they arrive.
-:func:`report_due` is the periodic job (the command, the queue tasks and the background
-reporter's sweeps all run it).
+The periodic job that also retries, marks non-conversions and counts is ``sweep.report_due``.
 """
 
 from __future__ import annotations
@@ -12,16 +11,14 @@ from collections.abc import Callable, Sequence
 
 from django.utils import timezone
 
-from .. import folding, telemetry
 from ..conf import ConversionSettings, get_settings
-from ..insights import low_conversion_alerts
-from ..non_conversion import mark_non_conversions
+from ..transport import telemetry
 from ..validation import clean_count
 from .claims import batch_size, claim, lease_rounds
 from .result import ReportResult
 from .senders import Batches, Run, send_concurrently, send_one_by_one
 
-__all__ = ["ReportResult", "report_conversions", "report_due", "report_pending"]
+__all__ = ["ReportResult", "report_conversions", "report_pending"]
 
 
 def _pending_batches(
@@ -143,26 +140,3 @@ def report_conversions(
         concurrency=min(len(pks), get_settings().concurrency) or 1,
         should_stop=should_stop,
     )
-
-
-def report_due(
-    *,
-    limit: int | None = None,
-    concurrency: int | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    progress: Callable[[ReportResult], None] | None = None,
-) -> ReportResult:
-    """The periodic job: mark the non-conversions whose window closed, then report whatever
-    is due (new conversions, retries, leftovers of a dead worker); then count what was
-    recorded and marked since into the rollups, and look for low-conversion destinations
-    (``conversion_rate_low`` fires once per new alert)."""
-    marked = mark_non_conversions()
-    result = report_pending(
-        limit=limit, concurrency=concurrency, should_stop=should_stop, progress=progress
-    )
-    result.non_conversions = marked
-    folding.fold()
-    # Two small queries on the hourly rollups: cheap enough for every sweep, and a sweep
-    # is what makes an alert fire even when nobody looks at the admin.
-    low_conversion_alerts()
-    return result

@@ -22,10 +22,10 @@ from django.utils import timezone
 
 from .. import signals
 from ..choices import Outcome, Status
-from ..client import is_endpoint_error
 from ..conf import ConversionSettings
 from ..models import Conversion, ConversionAttempt
-from ..wire import Answer
+from ..transport.client import is_endpoint_error
+from ..transport.wire import Answer
 
 logger = logging.getLogger("django_nexmo_conversion")
 

@@ -19,15 +19,15 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 
-from .. import telemetry
 from ..backends import BaseBackend, get_backend
 from ..choices import Status
 from ..conf import ConversionSettings
 from ..models import Conversion
-from ..ratelimit import RateLimiter
-from ..wire import Answer, Report
+from ..transport import telemetry
+from ..transport.wire import Answer, Report
 from .claims import release
 from .outcomes import halts, halts_everything, storable, write_answers
+from .ratelimit import RateLimiter
 from .result import ReportResult
 
 logger = logging.getLogger("django_nexmo_conversion")

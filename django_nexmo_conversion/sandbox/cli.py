@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from ..signing import LEGACY_METHOD, SIGNATURE_METHODS
+from ..transport.signing import LEGACY_METHOD, SIGNATURE_METHODS
 from .rules import DEFAULT_API_KEY, DEFAULT_API_SECRET, AccountSpec
 from .sender import (
     DEFAULT_HANDSET,

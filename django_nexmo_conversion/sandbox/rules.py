@@ -3,7 +3,7 @@
 Credentials and signatures, parameter checks, the documented status codes and error bodies,
 scripted answers and injected faults. The request handler in :mod:`.server` reads a request,
 asks :meth:`Rules.answer` and sends the :class:`Answer` it gets back. Standard library only,
-plus :mod:`django_nexmo_conversion.signing` (itself stdlib-only).
+plus :mod:`django_nexmo_conversion.transport.signing` (itself stdlib-only).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from http import HTTPStatus
 from typing import Any, Literal, Protocol, TypeAlias
 from urllib.parse import parse_qsl
 
-from ..signing import LEGACY_METHOD, SIGNATURE_METHODS, verify
-from ..wire import TIMESTAMP_FORMAT, TIMESTAMP_SHAPE
+from ..transport.signing import LEGACY_METHOD, SIGNATURE_METHODS, verify
+from ..transport.wire import TIMESTAMP_FORMAT, TIMESTAMP_SHAPE
 
 __all__ = [
     "CHANNELS",

@@ -3,7 +3,7 @@
 An inbound message (someone replying "YES") or a delivery receipt, in any of the three shapes
 Vonage's dashboard offers (``GET``, ``POST`` form, ``POST-JSON``), signed as Vonage signs them
 when given a signature secret (``timestamp`` + ``nonce`` + ``sig`` over every parameter, the
-same :mod:`~django_nexmo_conversion.signing` code the app verifies with)::
+same :mod:`~django_nexmo_conversion.transport.signing` code the app verifies with)::
 
     sender = WebhookSender(signature_secret="...", signature_method="sha256")
     posted = sender.inbound("http://127.0.0.1:8000/nexmo/webhooks/inbound/",
@@ -29,8 +29,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
-from ..signing import LEGACY_METHOD, SIGNATURE_METHODS, sign
-from ..wire import TIMESTAMP_FORMAT
+from ..transport.signing import LEGACY_METHOD, SIGNATURE_METHODS, sign
+from ..transport.wire import TIMESTAMP_FORMAT
 from .rules import DEFAULT_API_KEY
 
 if TYPE_CHECKING:

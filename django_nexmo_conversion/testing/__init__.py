@@ -15,7 +15,7 @@ def wait_for_reports(timeout: float = 5.0) -> None:
     """Block until the background reporter of this process is idle: everything marked (and
     committed) so far has been sent and its answer written. ``AssertionError`` after
     ``timeout`` seconds."""
-    from ..reporting.background import flush
+    from ..dispatch.background import flush
 
     if not flush(timeout):
         raise AssertionError(f"The background reporter was still busy after {timeout:g} s.")

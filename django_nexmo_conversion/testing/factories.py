@@ -2,7 +2,7 @@
 
 Rows are made as the app makes them: uncounted in the hourly rollups until the next sweep
 folds them in. A test of the dashboard or the insights calls
-``django_nexmo_conversion.folding.fold()`` first, as the sweep would.
+``django_nexmo_conversion.rollups.fold()`` first, as the sweep would.
 """
 
 from __future__ import annotations

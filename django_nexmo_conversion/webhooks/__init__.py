@@ -23,8 +23,8 @@ the normal ``DISPATCH``.
 
 from __future__ import annotations
 
-from ..wire import FAILED_STATUSES, FINAL_STATUSES, RECEIPT_STATUSES
-from ..wire import TIMESTAMP_FORMAT as VONAGE_TIMESTAMP_FORMAT
+from ..transport.wire import FAILED_STATUSES, FINAL_STATUSES, RECEIPT_STATUSES
+from ..transport.wire import TIMESTAMP_FORMAT as VONAGE_TIMESTAMP_FORMAT
 from .errors import BadWebhook, WebhookError, WebhookRefused
 from .inbound import (
     CLOCK_SKEW,

@@ -9,8 +9,9 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .. import signing, validation, wire
+from .. import validation
 from ..exceptions import ConversionInputError
+from ..transport import signing, wire
 from .errors import BadWebhook
 
 #: The ``timestamp`` parameter: unix seconds.

@@ -15,11 +15,12 @@ from datetime import datetime
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from .. import marking, stats, validation
+from .. import marking, validation
 from ..conf import get_settings
 from ..exceptions import ConversionInputError
 from ..models import Channel, SentMessage
-from ..wire import FAILED_STATUSES, FINAL_STATUSES, RECEIPT_STATUSES
+from ..rollups import rates
+from ..transport.wire import FAILED_STATUSES, FINAL_STATUSES, RECEIPT_STATUSES
 from .errors import BadWebhook
 from .params import (
     read_api_key,
@@ -88,7 +89,7 @@ def _supersedes(receipt: DeliveryReceipt, message: SentMessage) -> bool:
 
 
 def _recount(
-    message: SentMessage, old_key: stats.Key, was_delivered: bool, old: stats.Deltas
+    message: SentMessage, old_key: rates.Key, was_delivered: bool, old: rates.Deltas
 ) -> None:
     """Move what the rollups count of the message (``old``, when its network changed) to
     its new network and delivery status. Called with the message row locked, so no sweep is
@@ -99,10 +100,10 @@ def _recount(
     is_delivered = message.delivery_status == "delivered"
     if old:  # the network changed: the whole counted contribution moves to the new row
         new = {**old, "delivered": int(is_delivered)} if message.counted else old
-        stats.move(old_key, stats.key_of(message), old, new)
+        rates.move(old_key, rates.key_of(message), old, new)
     elif message.counted and is_delivered != was_delivered:
-        key = stats.key_of(message)
-        stats.move(key, key, {"delivered": int(was_delivered)}, {"delivered": int(is_delivered)})
+        key = rates.key_of(message)
+        rates.move(key, key, {"delivered": int(was_delivered)}, {"delivered": int(is_delivered)})
 
 
 def record_receipt(receipt: DeliveryReceipt) -> SentMessage | None:
@@ -122,10 +123,10 @@ def record_receipt(receipt: DeliveryReceipt) -> SentMessage | None:
         if message is None:
             logger.info("Delivery receipt for unknown message %s; ignored.", receipt.message_id)
             return None
-        old_key, was_delivered = stats.key_of(message), message.delivery_status == "delivered"
+        old_key, was_delivered = rates.key_of(message), message.delivery_status == "delivered"
         # The network fills in once: the SMS response's, when it gave one, stands.
         network_news = bool(receipt.network) and not message.network
-        old = stats.contribution(message) if network_news else {}
+        old = rates.contribution(message) if network_news else {}
         changed = []
         if network_news:
             message.network = receipt.network

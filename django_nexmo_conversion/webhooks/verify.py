@@ -10,8 +10,8 @@ from collections.abc import Mapping
 
 from django.utils.translation import gettext as _
 
-from .. import signing
 from ..conf import Account, ConversionSettings, get_settings
+from ..transport import signing
 from .errors import WebhookRefused
 from .params import UNIX_TIME_RE, check_names
 

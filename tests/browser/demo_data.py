@@ -21,7 +21,7 @@ from django_nexmo_conversion.models import (
     Status,
 )
 from django_nexmo_conversion.privacy import recipient_hash
-from django_nexmo_conversion.stats import rebuild
+from django_nexmo_conversion.rollups.rates import rebuild
 
 DAYS = 30
 QUIET_DAY = 11  # days ago: nothing sent (the chart shows it as a dashed stub)

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ... import stats, statuses
+from ...rollups import by_status, rates
 
 
 class Command(BaseCommand):
@@ -25,6 +25,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, batch_size: int, **options: Any) -> None:
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
-        rows = stats.rebuild(batch_size=batch_size)
-        counts = statuses.rebuild(batch_size=batch_size)
+        rows = rates.rebuild(batch_size=batch_size)
+        counts = by_status.rebuild(batch_size=batch_size)
         self.stdout.write(f"Rebuilt {rows} rollup row(s) and {counts} status count row(s).")

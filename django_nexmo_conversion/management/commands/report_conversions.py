@@ -19,11 +19,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
 from django.utils import timezone
 
-from ...client import halt_fix
 from ...marking import retry_now
 from ...models import Conversion, Status
 from ...queries import count_due, due_conversions
-from ...reporting.engine import ReportResult, report_due
+from ...reporting.result import ReportResult
+from ...reporting.sweep import report_due
+from ...transport.client import halt_fix
 
 #: The first wait of --loop once a poll finds nothing; it doubles up to --interval.
 MIN_POLL_WAIT = 0.05

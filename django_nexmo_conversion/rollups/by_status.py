@@ -28,10 +28,10 @@ from django.db.models import Count, F, Q, Sum, Value
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 
+from ..choices import Status
+from ..models import Conversion, StatusCount, StatusCountChange
 from . import counters
-from .choices import Status
-from .models import Conversion, StatusCount, StatusCountChange
-from .stats import hour_of
+from .rates import hour_of
 
 __all__ = [
     "changed_pairs",

@@ -31,7 +31,8 @@ from django.db import close_old_connections, connections
 from django.dispatch import receiver
 
 from ..conf import SETTING_NAME, get_settings
-from .engine import ReportResult, report_conversions, report_due
+from ..reporting.engine import ReportResult, report_conversions
+from ..reporting.sweep import report_due
 
 logger = logging.getLogger("django_nexmo_conversion")
 

@@ -21,9 +21,9 @@ from typing import Any
 import requests
 from django.views.decorators.debug import sensitive_variables
 
+from ..__about__ import __version__
+from ..choices import Outcome
 from . import redaction, telemetry
-from .__about__ import __version__
-from .choices import Outcome
 from .deadline import Deadline, DeadlineAdapter
 from .wire import Account, Answer, Report, authorization, build_params, endpoint
 

@@ -285,7 +285,7 @@ def region(key: str, value: Any, problems: list[Problem]) -> str | None:
     if value is None:
         return None
     # Imported here: only this parser needs phonenumbers.
-    from .geography import is_region
+    from ..geography import is_region
 
     code = value.upper() if isinstance(value, str) else value
     if not is_region(code):

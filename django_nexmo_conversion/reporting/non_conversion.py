@@ -31,10 +31,10 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from . import signals
-from .conf import get_settings
-from .exceptions import ConversionInputError
-from .models import Conversion, SentMessage
+from .. import signals
+from ..conf import get_settings
+from ..exceptions import ConversionInputError
+from ..models import Conversion, SentMessage
 
 #: How long after a window closed a run still marks the message (see the module docstring).
 DEFAULT_LOOKBACK = timedelta(days=1)

@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 from django.db import transaction
 
-from .conf import get_settings
-from .reporting import background
-from .reporting.engine import report_conversions
+from ..conf import get_settings
+from ..reporting.engine import report_conversions
+from . import background
 
 logger = logging.getLogger("django_nexmo_conversion")
 
@@ -30,11 +30,11 @@ def schedule(conversion_pk: int) -> None:
     elif mode == "on_commit":
         transaction.on_commit(lambda: report_inline(conversion_pk))
     elif mode == "celery":
-        from .tasks import enqueue_celery
+        from ..tasks import enqueue_celery
 
         transaction.on_commit(lambda: enqueue(enqueue_celery, conversion_pk))
     elif mode == "django_tasks":
-        from .tasks import enqueue_django_task
+        from ..tasks import enqueue_django_task
 
         transaction.on_commit(lambda: enqueue(enqueue_django_task, conversion_pk))
 

@@ -21,8 +21,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from ..transport.signing import SIGNATURE_METHODS
+from ..transport.wire import AUTH_MODES, Account
 from .engines import missing_engine
-from .setting_values import (
+from .values import (
     SETTING_NAME,
     Parser,
     Problem,
@@ -44,8 +46,6 @@ from .setting_values import (
     text,
     thresholds,
 )
-from .signing import SIGNATURE_METHODS
-from .wire import AUTH_MODES, Account
 
 __all__ = [
     "DEFAULTS",

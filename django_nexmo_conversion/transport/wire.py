@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from .exceptions import ConversionInputError
+from ..exceptions import ConversionInputError
 from .signing import LEGACY_METHOD, sign
 
 #: Vonage's timestamps: the Conversion API's ``timestamp`` and the webhooks'

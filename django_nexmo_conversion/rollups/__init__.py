@@ -1,4 +1,9 @@
-"""The sweeps' counting: fold what was written since the last sweep into the aggregates.
+"""Everything that writes the aggregates, and :func:`fold`, the sweeps' counting.
+
+The modules: ``rates`` (the hourly rollups of sends and conversions, ``ConversionStat``),
+``by_status`` (conversions by status per hour of marking), ``counters`` (counter rows:
+atomic updates, upserts, skip-locked batches). Reads live in ``insights``, ``queries`` and
+``health``; nothing else writes these tables (a test walks the imports to keep it so).
 
 Nothing that writes a message or a conversion counts it: recording, marking, claiming and
 writing answers only write their own row, so no request and no worker waits on a counter row
@@ -14,7 +19,7 @@ import logging
 
 from django.db import DatabaseError
 
-from . import counters, stats, statuses
+from . import by_status, counters, rates
 
 logger = logging.getLogger("django_nexmo_conversion")
 
@@ -23,14 +28,14 @@ __all__ = ["fold"]
 
 def fold(*, batch_size: int = 1000) -> int:
     """Count what was recorded, marked or moved since the last fold into the hourly rollups
-    (``stats``) and the status counts (``statuses``); returns how many rows it counted.
+    (``rates``) and the status counts (``by_status``); returns how many rows it counted.
     Each sweep calls it (``report_due``); so does ``purge_conversions``, before it deletes."""
     total = 0
     steps = (
-        stats.fold_messages,
-        stats.fold_conversions,
-        statuses.fold_statuses,
-        statuses.fold_deletions,
+        rates.fold_messages,
+        rates.fold_conversions,
+        by_status.fold_statuses,
+        by_status.fold_deletions,
     )
     for step in steps:
         while True:  # batches until one comes back short

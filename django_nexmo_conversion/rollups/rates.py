@@ -19,14 +19,14 @@ from typing import Any
 
 from django.db import transaction
 
-from . import counters
-from .models import (
+from ..models import (
     SECONDS_TO_CONVERT_BOUNDS,
     SECONDS_TO_CONVERT_FIELDS,
     Conversion,
     ConversionStat,
     SentMessage,
 )
+from . import counters
 
 __all__ = [
     "COUNT_FIELDS",
