@@ -17,12 +17,14 @@ class Status(models.TextChoices):
 
 
 class Outcome(models.TextChoices):
-    """What one attempt came to; see "Outcomes of one attempt" in docs/explanation/reporting.md."""
+    """What one attempt came to: one value per row of the outcome table ("Outcomes of one
+    attempt" in docs/explanation/reporting.md; ``transport.answers`` files each answer)."""
 
     REPORTED = "reported", _("Reported")
+    ACCOUNT_ERROR = "account_error", _("Account error")
+    ENDPOINT_ERROR = "endpoint_error", _("Endpoint error")
     REJECTED = "rejected", _("Rejected (parameters)")
     TRANSIENT = "transient", _("Transient error")
-    ACCOUNT_ERROR = "account_error", _("Account error")
 
 
 class ReplyOutcome(models.TextChoices):

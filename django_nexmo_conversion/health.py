@@ -23,7 +23,7 @@ from .choices import Outcome, Status
 from .conf import Thresholds, get_settings, setting
 from .models import Conversion, ConversionAttempt
 from .queries import Halt, current_halts
-from .transport.client import ANSWER_MEANINGS
+from .transport.answers import halt_fix
 
 OK, WARNING, CRITICAL = "ok", "warning", "critical"
 #: Nagios / monitoring-plugins exit statuses.
@@ -126,7 +126,7 @@ def _duration(seconds: float) -> str:
 
 
 def _halted(halt: Halt) -> str:
-    fix = ANSWER_MEANINGS.get(halt.status_code, "")
+    fix = halt_fix(halt.outcome, halt.status_code)
     scope = "every account" if halt.endpoint else f"API key {halt.api_key or '-'}"
     return (
         f"Reporting halted for {scope} since {halt.at:%Y-%m-%d %H:%M:%S %Z}: "

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from .conf import get_settings
 from .models import Conversion, ConversionAttempt, ConversionStat, Outcome, Status
 from .rollups import by_status
-from .transport.client import ENDPOINT_ERROR_CODES, is_endpoint_error
+from .transport import answers
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -56,22 +56,21 @@ WINDOW_LABELS: dict[str, StrOrPromise] = {
     "7d": _("Last 7 days"),
     "30d": _("Last 30 days"),
 }
-#: The answers that stop a run (see "Outcomes of one attempt").
-ACCOUNT_ERROR_CODES = (401, 402)
 
 
 def _answer_kinds() -> dict[str, Q]:
-    """Each kind of last answer as a filter, in the order :func:`last_answer_kind` tests them.
-    They mirror ``client.classify`` (tests hold them to it): what a 403 or a redirect means is
-    decided there, once."""
+    """Each kind of last answer as a filter over ``last_status_code``, built from the outcome
+    table's own status sets (``transport.answers``; tests hold the two to each other)."""
     code = "last_status_code"
+    redirects = answers.REDIRECTS
     return {
         "ok": Q(**{code: 200}),
-        "account": Q(**{f"{code}__in": ACCOUNT_ERROR_CODES}),
-        "endpoint": Q(**{f"{code}__in": sorted(ENDPOINT_ERROR_CODES)})
-        | Q(**{f"{code}__gte": 300, f"{code}__lt": 400}),
+        "account": Q(**{f"{code}__in": sorted(answers.ACCOUNT_STATUSES)}),
+        "endpoint": Q(**{f"{code}__in": sorted(answers.ENDPOINT_STATUSES)})
+        | Q(**{f"{code}__gte": redirects.start, f"{code}__lt": redirects.stop}),
         "throttled": Q(**{code: 429}),
-        "server": Q(**{code: 408}) | Q(**{f"{code}__gte": 500}),
+        "server": Q(**{f"{code}__in": sorted(answers.TRANSIENT_STATUSES - {429})})
+        | Q(**{f"{code}__gte": 500}),
     }
 
 
@@ -97,17 +96,18 @@ def last_answer_kind(status_code: int | None) -> str:
     """The :func:`last_answer_query` kind an HTTP status falls in."""
     if status_code is None:
         return "none"
-    if status_code == 200:
-        return "ok"
-    if status_code in ACCOUNT_ERROR_CODES:
-        return "account"
-    if is_endpoint_error(status_code):
-        return "endpoint"
-    if status_code == 429:
-        return "throttled"
-    if status_code == 408 or status_code >= 500:
-        return "server"
-    return "rejected"
+    outcome = answers.outcome_of(status_code)
+    if outcome == Outcome.TRANSIENT:
+        return "throttled" if status_code == 429 else "server"
+    return _KIND_OF_OUTCOME[outcome]
+
+
+_KIND_OF_OUTCOME = {
+    Outcome.REPORTED: "ok",
+    Outcome.ACCOUNT_ERROR: "account",
+    Outcome.ENDPOINT_ERROR: "endpoint",
+    Outcome.REJECTED: "rejected",
+}
 
 
 def status_counts() -> dict[str, int]:
@@ -242,6 +242,7 @@ class Halt:
     """Reporting stopped by an account error (for ``api_key``) or an endpoint error (for every
     account), and not followed by a successful report of the same scope."""
 
+    outcome: str
     status_code: int
     error: str
     at: datetime
@@ -250,7 +251,7 @@ class Halt:
     @property
     def endpoint(self) -> bool:
         """An endpoint error (403/404/405/406/415, a redirect): every account is stopped."""
-        return self.status_code not in ACCOUNT_ERROR_CODES
+        return self.outcome == Outcome.ENDPOINT_ERROR
 
 
 def account_scopes(*, through: str = "") -> dict[str, Q]:
@@ -277,6 +278,10 @@ def _account_of(api_key: str) -> str:
     return conf.default_account.api_key if conf.default_account is not None else ""
 
 
+#: The outcomes that stop reporting (an account, or every account).
+HALTING = (Outcome.ACCOUNT_ERROR, Outcome.ENDPOINT_ERROR)
+
+
 def current_halts() -> list[Halt]:
     """The halts in effect, newest first: an endpoint error (403/404/405/406/415, 3xx), which
     stops every account, or else each account whose newest halting answer was an account error
@@ -288,17 +293,15 @@ def current_halts() -> list[Halt]:
     halt: that is all); then, per account, its newest one and whether a report followed it
     (the ``reported_at`` index). An endpoint error superseded by a later answer says nothing.
     """
-    halting = ConversionAttempt.objects.filter(outcome=Outcome.ACCOUNT_ERROR).order_by(
-        "-started_at"
-    )
-    fields = ("http_status", "error", "started_at", "conversion__message__api_key")
+    halting = ConversionAttempt.objects.filter(outcome__in=HALTING).order_by("-started_at")
+    fields = ("outcome", "http_status", "error", "started_at", "conversion__message__api_key")
     newest = halting.values_list(*fields).first()
     if newest is None:
         return []
-    status_code, error, at, api_key = newest
-    endpoint_halted = is_endpoint_error(status_code)
+    outcome, status_code, error, at, api_key = newest
+    endpoint_halted = outcome == Outcome.ENDPOINT_ERROR
     if endpoint_halted and not Conversion.objects.filter(reported_at__gt=at).exists():
-        return [Halt(status_code=status_code, error=error, at=at)]
+        return [Halt(outcome=outcome, status_code=status_code, error=error, at=at)]
     reported = account_scopes()
     newest_account = _account_of(api_key)
     halts = []
@@ -307,9 +310,9 @@ def current_halts() -> list[Halt]:
             row = newest  # the newest of all is its own account's newest: no second probe
         else:
             row = halting.filter(attempts_scope).values_list(*fields).first()
-        if row is None or row[0] not in ACCOUNT_ERROR_CODES:
+        if row is None or row[0] != Outcome.ACCOUNT_ERROR:
             continue
-        code, text, since = row[:3]
+        kind, code, text, since = row[:4]
         if not Conversion.objects.filter(reported[key], reported_at__gt=since).exists():
-            halts.append(Halt(status_code=code, error=text, at=since, api_key=key))
+            halts.append(Halt(outcome=kind, status_code=code, error=text, at=since, api_key=key))
     return sorted(halts, key=lambda halt: halt.at, reverse=True)

@@ -21,7 +21,7 @@ from django.db import connections
 from django.utils import timezone
 
 from django_nexmo_conversion import mark_converted
-from django_nexmo_conversion.models import Conversion, Outcome
+from django_nexmo_conversion.models import Conversion
 from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
 
 
@@ -68,6 +68,7 @@ def halted(code: int = 401, at: datetime | None = None, **fields: Any) -> Conver
         ConversionAttemptFactory,
         ConversionFactory,
     )
+    from django_nexmo_conversion.transport.answers import outcome_of
 
     at = at or timezone.now()
     error = f"HTTP {code}: refused"
@@ -76,7 +77,7 @@ def halted(code: int = 401, at: datetime | None = None, **fields: Any) -> Conver
     )
     ConversionAttemptFactory(
         conversion=conversion,
-        outcome=Outcome.ACCOUNT_ERROR,
+        outcome=outcome_of(code),
         http_status=code,
         error=error,
         started_at=at,

@@ -22,9 +22,9 @@ from django_nexmo_conversion import (
     record_message,
 )
 from django_nexmo_conversion.conf import build_settings
+from django_nexmo_conversion.dispatch import background
 from django_nexmo_conversion.insights import conversion_rates
 from django_nexmo_conversion.models import Conversion, SentMessage, Status
-from django_nexmo_conversion.dispatch import background
 from django_nexmo_conversion.sandbox import Sandbox
 from django_nexmo_conversion.testing import wait_for_reports
 

@@ -16,7 +16,8 @@ from django_nexmo_conversion import __version__
 from django_nexmo_conversion.choices import Outcome
 from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
-from django_nexmo_conversion.transport.client import Client, classify, describe_error
+from django_nexmo_conversion.transport.answers import classify, describe_error
+from django_nexmo_conversion.transport.client import Client
 from django_nexmo_conversion.transport.signing import SIGNATURE_METHODS, verify
 from django_nexmo_conversion.transport.wire import (
     Account,
@@ -261,7 +262,7 @@ def test_redirect_is_not_followed() -> None:
     answer = Client(base_url=BASE, timeout=2).send(report(), KEY_SECRET)
     assert len(responses.calls) == 1
     # A redirect says BASE_URL is wrong (the same for every conversion): it halts, burns nothing.
-    assert answer.outcome == Outcome.ACCOUNT_ERROR
+    assert answer.outcome == Outcome.ENDPOINT_ERROR
     assert answer.status_code == 302
     assert "redirected to https://elsewhere.test/steal" in answer.error
     assert "BASE_URL" in answer.error

@@ -22,7 +22,7 @@ from django_nexmo_conversion.testing.factories import (
     ConversionFactory,
     SentMessageFactory,
 )
-from django_nexmo_conversion.transport.client import classify
+from django_nexmo_conversion.transport.answers import classify
 
 from .helpers import configure, halted
 
@@ -218,13 +218,13 @@ def test_an_endpoint_error_stops_every_account_until_any_report():
     assert (halt.endpoint, halt.status_code) == (False, 401)
 
 
-#: A status of every kind and border; the kinds follow what ``client.classify`` makes of each.
+#: A status of every kind and border; the kinds follow what the outcome table makes of each.
 ANSWERS = (101, 200, 201, 301, 308, 400, 401, 402, 403, 404, 405, 406, 408, 415, 420, 422, 429)
 ANSWERS += (451, 500, 503, 599)
 KIND_OUTCOMES = {
     "ok": {Outcome.REPORTED},
     "account": {Outcome.ACCOUNT_ERROR},
-    "endpoint": {Outcome.ACCOUNT_ERROR},
+    "endpoint": {Outcome.ENDPOINT_ERROR},
     "rejected": {Outcome.REJECTED},
     "throttled": {Outcome.TRANSIENT},
     "server": {Outcome.TRANSIENT},

@@ -167,7 +167,7 @@ def test_endpoint_errors_halt_the_run_and_burn_nothing(nexmo_sandbox: Sandbox, s
     assert len(nexmo_sandbox.requests) == 1  # nothing more was sent after it
     assert states() == {(Status.PENDING, 0)}
     attempt = ConversionAttempt.objects.get()
-    assert (attempt.http_status, attempt.outcome) == (status, Outcome.ACCOUNT_ERROR)
+    assert (attempt.http_status, attempt.outcome) == (status, Outcome.ENDPOINT_ERROR)
 
 
 def test_a_wrong_base_url_path_halts_with_an_error_naming_it(

@@ -1,4 +1,4 @@
-"""Secrets in every encoding (issue 17, items 11-12): an error answer echoing a secret
+"""Secrets in every encoding: an error answer echoing a secret
 JSON-escaped, percent-encoded in any case, HTML-escaped or in base64 never leaks it; and a
 secret in a frame's locals never reaches Django's technical 500 page.
 

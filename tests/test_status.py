@@ -160,6 +160,7 @@ def test_failures_in_the_last_hour_count_real_attempts(
     assert hour_later.value == 0  # out of the window
     assert health.attempts_since(now - timedelta(hours=1)) == {
         "reported": 1,
+        "endpoint_error": 0,
         "rejected": 2,
         "transient": 1,
         "account_error": 0,

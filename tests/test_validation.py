@@ -356,7 +356,7 @@ def test_record_sms_response_unsaved_target(rejected: Any) -> None:
     rejected(lambda: record_sms_response(SMS_RESPONSE, target=Order()), "target")
 
 
-# --- issue 17, item 13: raw exceptions and absurd input from public entry points -------------
+# --- raw exceptions and absurd input from public entry points -------------
 
 
 @pytest.mark.parametrize(

@@ -10,18 +10,18 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from .. import queries
+from ..choices import Outcome
 from ..conf import setting
 from ..reporting import engine
-from ..transport.client import is_endpoint_error
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
 
 
-def account_error_fix(status_code: int | None) -> StrOrPromise:
+def account_error_fix(outcome: str, status_code: int | None) -> StrOrPromise:
     """What to do about a 401 or 402, or an endpoint error, naming the settings to check
     (never their values)."""
-    if is_endpoint_error(status_code):
+    if outcome == Outcome.ENDPOINT_ERROR:
         return format_lazy(
             _(
                 "The endpoint or the request's shape is wrong, the same for every conversion: "
@@ -56,7 +56,7 @@ def halt_context() -> dict[str, Any]:
     (an empty list when reporting runs)."""
     return {
         "nexmo_halts": [
-            {"halt": halt, "fix": account_error_fix(halt.status_code)}
+            {"halt": halt, "fix": account_error_fix(halt.outcome, halt.status_code)}
             for halt in queries.current_halts()
         ]
     }
@@ -69,16 +69,17 @@ def describe_result(result: engine.ReportResult) -> tuple[int, str]:
         "retrying": result.retrying,
         "failed": result.failed,
     }
-    if result.halted:
-        refused = _("the endpoint") if result.halted_run else _("the account")
+    halt = result.halt
+    if halt is not None:
+        refused = _("the endpoint") if halt.everything else _("the account")
         text = _(
             "Reporting stopped: Nexmo refused %(refused)s (%(error)s). %(fix)s "
             "%(counts)s The others stay pending, nothing is lost: the next report run "
             "sends them once this is fixed."
         ) % {
             "refused": refused,
-            "error": result.error or f"HTTP {result.status_code}",
-            "fix": account_error_fix(result.status_code),
+            "error": halt.error or f"HTTP {halt.status_code}",
+            "fix": account_error_fix(halt.outcome, halt.status_code),
             "counts": counts,
         }
         return messages.ERROR, text

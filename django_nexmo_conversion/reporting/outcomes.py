@@ -1,6 +1,6 @@
 """What an answer does to its conversion — the outcome table — and writing it down.
 
-``client.classify`` says which kind of answer Nexmo gave (an ``Outcome``); :func:`judge` is the
+``transport.answers`` says which kind of answer Nexmo gave (an ``Outcome``); :func:`judge` is the
 one place that decides what that means for the row and for the run; :func:`write_answers`
 stores the attempts and the rows' new states, then signals what was committed.
 """
@@ -24,7 +24,6 @@ from .. import signals
 from ..choices import Outcome, Status
 from ..conf import ConversionSettings
 from ..models import Conversion, ConversionAttempt
-from ..transport.client import is_endpoint_error
 from ..transport.wire import Answer
 
 logger = logging.getLogger("django_nexmo_conversion")
@@ -34,13 +33,13 @@ def halts(answer: Answer) -> bool:
     """Whether this answer stops reporting: the cause is the account or the settings, the same
     for every conversion, so sending more would only burn the queue. A 401/402 stops its
     account only (:func:`halts_everything` says when the whole run stops)."""
-    return answer.outcome == Outcome.ACCOUNT_ERROR
+    return answer.outcome in (Outcome.ACCOUNT_ERROR, Outcome.ENDPOINT_ERROR)
 
 
 def halts_everything(answer: Answer) -> bool:
     """Whether this answer stops the whole run, every account: the endpoint or the request's
     shape is wrong (403/404/405/406/415, a redirect), whichever key sends."""
-    return halts(answer) and is_endpoint_error(answer.status_code)
+    return answer.outcome == Outcome.ENDPOINT_ERROR
 
 
 #: The most of an error text stored (``last_error``, an attempt's ``error``) and logged.

@@ -28,7 +28,7 @@ from ..transport.wire import Answer, Report
 from .claims import release
 from .outcomes import halts, halts_everything, storable, write_answers
 from .ratelimit import RateLimiter
-from .result import ReportResult
+from .result import ReportResult, RunHalt
 
 logger = logging.getLogger("django_nexmo_conversion")
 
@@ -188,17 +188,16 @@ class Run:
             if halts_everything(answer):
                 if not result.halted_run:
                     logger.error("Reporting halted: %s", error)
-                result.halted = result.halted_run = True
-                result.status_code, result.error = answer.status_code, error
+                    keys = result.halt.api_keys if result.halt is not None else []
+                    result.halt = RunHalt(answer.outcome, answer.status_code, error, keys)
                 go_on = False
             elif halts(answer):
                 key = self.conf.account_for(row.message.api_key).api_key
-                if key not in result.halted_accounts:
+                if result.halt is None:
+                    result.halt = RunHalt(answer.outcome, answer.status_code, error)
+                if key not in result.halt.api_keys:
                     logger.error("Reporting halted for API key %s: %s", key, error)
-                    result.halted_accounts.append(key)
-                result.halted = True
-                if not result.halted_run:
-                    result.status_code, result.error = answer.status_code, error
+                    result.halt.api_keys.append(key)
             elif status == Status.REPORTED:
                 result.reported += 1
             elif status == Status.FAILED:

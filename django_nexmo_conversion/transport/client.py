@@ -6,17 +6,12 @@ in worker threads.
 
 from __future__ import annotations
 
-import email.utils
-import json
-import math
 import os
-import re
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any
 
 import requests
 from django.views.decorators.debug import sensitive_variables
@@ -24,125 +19,15 @@ from django.views.decorators.debug import sensitive_variables
 from ..__about__ import __version__
 from ..choices import Outcome
 from . import redaction, telemetry
+from .answers import classify
 from .deadline import Deadline, DeadlineAdapter
 from .wire import Account, Answer, Report, authorization, build_params, endpoint
 
 USER_AGENT = f"django-nexmo-conversion/{__version__} python-requests/{requests.__version__}"
-#: How much of an error answer we keep: enough to read the cause, never a whole HTML page.
-ERROR_TEXT_LIMIT = 300
 #: How much of an answer's body is kept for its error at all.
 ERROR_BODY_LIMIT = 2000
 #: How much of an answer's body is read at most (the rest is never downloaded).
 BODY_LIMIT = 64 * 1024
-#: The longest ``Retry-After`` taken as said; the outcome and the rate limiter then bound it
-#: by ``RETRY_BACKOFF_MAX``.
-RETRY_AFTER_CEILING = 366 * 86400.0
-_DELTA_SECONDS = re.compile(r"[0-9]{1,20}(\.[0-9]{1,9})?")
-
-
-def parse_retry_after(value: object) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date): a finite number
-    from 0 to ``RETRY_AFTER_CEILING``, or None when the value means nothing. Never raises:
-    the header comes from the other side (``1e400``, ``nan``, year 9999, garbage)."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if _DELTA_SECONDS.fullmatch(text):
-        # Digits only (RFC 9110; a fraction tolerated): float() alone would take "inf",
-        # "nan", "1e400" and "1_0".
-        return min(float(text), RETRY_AFTER_CEILING)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), RETRY_AFTER_CEILING)
-
-
-def describe_error(status_code: int, body: str) -> str:
-    """A short, human cause from an error answer: Nexmo's JSON title/detail, else the text."""
-    text = body.strip()
-    try:
-        data: Any = json.loads(text)
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        parts = [str(data[k]) for k in ("title", "detail", "error-text") if data.get(k)]
-        if parts:
-            return f"HTTP {status_code}: " + " — ".join(parts)[:ERROR_TEXT_LIMIT]
-    if text.startswith("<"):
-        # An HTML error page (402 sometimes comes as one): its text is markup, not a cause.
-        return f"HTTP {status_code}: {ANSWER_MEANINGS.get(status_code, 'error')} (HTML answer)"
-    meaning = ANSWER_MEANINGS.get(status_code)
-    detail = f": {text[:ERROR_TEXT_LIMIT]}" if text else ""
-    return f"HTTP {status_code}{': ' + meaning if meaning else ''}{detail}"
-
-
-#: Answers that say the endpoint or the request's shape is wrong, not this conversion: the same
-#: for every conversion, so they stop the run (plus every 3xx: redirects are not followed).
-ENDPOINT_ERROR_CODES = frozenset({403, 404, 405, 406, 415})
-_ENDPOINT_FIX = (
-    "the endpoint or the request's shape is wrong, the same for every conversion — check "
-    "BASE_URL (the path must be the API's root, e.g. https://api.nexmo.com) and any proxy "
-    "between here and Nexmo (PROXIES, HTTPS_PROXY)"
-)
-
-
-def is_endpoint_error(status_code: int | None) -> bool:
-    """Whether ``status_code`` says the endpoint is wrong (403/404/405/406/415 or a redirect)."""
-    if status_code is None:
-        return False
-    return status_code in ENDPOINT_ERROR_CODES or 300 <= status_code < 400
-
-
-def halt_fix(status_code: int | None) -> str:
-    """What to fix for an answer that stops reporting (401/402 or an endpoint error)."""
-    if is_endpoint_error(status_code):
-        return _ENDPOINT_FIX
-    return ANSWER_MEANINGS.get(status_code or 0, "")
-
-
-ANSWER_MEANINGS = {
-    401: "wrong credentials — check API_KEY and API_SECRET / SIGNATURE_SECRET (and AUTH)",
-    402: "conversions are not enabled for this account — ask Vonage support to enable the "
-    "Conversion API for this API key",
-    **dict.fromkeys(ENDPOINT_ERROR_CODES, _ENDPOINT_FIX),
-    408: "the server timed out waiting for the request",
-    420: "invalid parameters",
-    422: "invalid parameters",
-    423: "invalid parameters",
-    429: "too many requests",
-}
-
-
-def classify(status_code: int, body: str, headers: Any) -> Answer:
-    """Map an HTTP answer to the outcome table (docs, "Outcomes of one attempt")."""
-    if status_code == 200:
-        return Answer(Outcome.REPORTED, status_code)
-    error = describe_error(status_code, body)
-    if status_code in (401, 402):
-        return Answer(Outcome.ACCOUNT_ERROR, status_code, error)
-    if is_endpoint_error(status_code):
-        # Stored as an account error (it stops reporting the same way, nothing burned); the
-        # status code tells the two apart (see ``reporting.outcomes.halts_everything``).
-        if 300 <= status_code < 400:
-            where = str(headers.get("Location") or "")[:ERROR_TEXT_LIMIT]
-            error = (
-                f"HTTP {status_code}: redirected{' to ' + where if where else ''} — {_ENDPOINT_FIX}"
-            )
-        elif _ENDPOINT_FIX not in error:
-            error = f"{error} — {_ENDPOINT_FIX}"
-        return Answer(Outcome.ACCOUNT_ERROR, status_code, error)
-    if status_code in (408, 429) or status_code >= 500:
-        retry_after = parse_retry_after(headers.get("Retry-After"))
-        return Answer(Outcome.TRANSIENT, status_code, error, retry_after=retry_after)
-    # Any other answer (420/422/423, other 4xx, odd 1xx/2xx) is about this conversion's
-    # parameters: sending it again would get the same answer.
-    return Answer(Outcome.REJECTED, status_code, error)
 
 
 def environment_proxies(url: str) -> dict[str, str | None]:

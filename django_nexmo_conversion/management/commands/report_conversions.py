@@ -24,7 +24,7 @@ from ...models import Conversion, Status
 from ...queries import count_due, due_conversions
 from ...reporting.result import ReportResult
 from ...reporting.sweep import report_due
-from ...transport.client import halt_fix
+from ...transport.answers import halt_fix
 
 #: The first wait of --loop once a poll finds nothing; it doubles up to --interval.
 MIN_POLL_WAIT = 0.05
@@ -154,16 +154,17 @@ class Command(BaseCommand):
 
     def _finish(self, result: ReportResult) -> None:
         self._say(result.summary(), self._styled(result))
-        if result.halted:
+        halt = result.halt
+        if halt is not None:
             # Nexmo's own 401 text says the credentials are wrong, not which setting to fix.
-            fix = halt_fix(result.status_code)
-            hint = f" To fix: {fix}." if fix and fix not in result.error else ""
-            if result.halted_run:
+            fix = halt_fix(halt.outcome, halt.status_code)
+            hint = f" To fix: {fix}." if fix and fix not in halt.error else ""
+            if halt.everything:
                 what = "Stopped by an endpoint error (every account)"
             else:
-                what = f"API key(s) {', '.join(result.halted_accounts)} stopped by an account error"
+                what = f"API key(s) {', '.join(halt.api_keys)} stopped by an account error"
             raise CommandError(
-                f"{what}; nothing was burned, their conversions stay pending. {result.error}{hint}",
+                f"{what}; nothing was burned, their conversions stay pending. {halt.error}{hint}",
                 returncode=2,
             )
 

@@ -1,4 +1,4 @@
-"""Issue 17, data and duplicates: a write that fails, a row deleted or upgraded while its report
+"""Writes under faults: a write that fails, a row deleted or upgraded while its report
 is in flight, a database connection lost mid-run. None of them may send a conversion twice,
 lose an answer that came in, or lose a real conversion.
 

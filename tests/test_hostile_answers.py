@@ -1,4 +1,4 @@
-"""Issue 17, faults: a hostile ``Retry-After`` (unbounded, overflowing, garbage), waits that
+"""Hostile answers: a hostile ``Retry-After`` (unbounded, overflowing, garbage), waits that
 must end at SIGTERM, and a server that trickles its answer past ``TIMEOUT``.
 
 Tests never assert wall-clock times: the rate limiter runs on a fake clock, and the trickling
@@ -30,7 +30,8 @@ from django_nexmo_conversion.models import Conversion, Status
 from django_nexmo_conversion.reporting.outcomes import retry_delay
 from django_nexmo_conversion.reporting.ratelimit import STATE_KEY, STOP_CHECK, RateLimiter
 from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
-from django_nexmo_conversion.transport.client import RETRY_AFTER_CEILING, Client, parse_retry_after
+from django_nexmo_conversion.transport.answers import RETRY_AFTER_CEILING, parse_retry_after
+from django_nexmo_conversion.transport.client import Client
 from django_nexmo_conversion.transport.deadline import Deadline
 from django_nexmo_conversion.transport.wire import Account, Report
 

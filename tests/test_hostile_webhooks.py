@@ -1,4 +1,4 @@
-"""Hostile webhooks (issue 17, items 7-10): every parse failure is a 400 naming the field, never
+"""Hostile webhooks: every parse failure is a 400 naming the field, never
 a 500 (fuzzed with Hypothesis); a reply converts only its own account's message; a parameter
 name that could merge two signed parameters is refused; W003 sees webhooks however routed.
 """
