@@ -344,6 +344,9 @@ def test_the_template_tag_refuses_open_redirects(message: SentMessage) -> None:
         {"HTTP_SEC_PURPOSE": "prefetch;prerender"},
         {"HTTP_PURPOSE": "prefetch"},
         {"HTTP_X_MOZ": "prefetch"},
+        # Safari's and older WebKit's link previews.
+        {"HTTP_X_PURPOSE": "preview"},
+        {"HTTP_PURPOSE": "Preview"},
     ],
 )
 def test_browser_prefetches_redirect_without_marking(

@@ -32,12 +32,16 @@ PREVIEW_USER_AGENTS = re.compile(
 
 #: Headers a browser sends when it fetches a page ahead of a click (speculation rules, link
 #: prefetch): Chromium's ``Sec-Purpose: prefetch`` (also ``prefetch;prerender``), the older
-#: ``Purpose: prefetch`` and Firefox's ``X-Moz: prefetch``. Nobody has converted yet.
-PREFETCH_HEADERS = ("Sec-Purpose", "Purpose", "X-Moz")
+#: ``Purpose: prefetch`` and Firefox's ``X-Moz: prefetch``; Safari's and older WebKit's link
+#: previews say ``X-Purpose: preview``. Nobody has converted yet.
+PREFETCH_HEADERS = ("Sec-Purpose", "Purpose", "X-Purpose", "X-Moz")
+#: The values of those headers that mean "not a click".
+PREFETCH_VALUES = ("prefetch", "preview", "prerender")
 
 
 def is_prefetch(request: HttpRequest) -> bool:
-    return any("prefetch" in request.headers.get(name, "").lower() for name in PREFETCH_HEADERS)
+    values = [request.headers.get(name, "").lower() for name in PREFETCH_HEADERS]
+    return any(word in value for value in values for word in PREFETCH_VALUES)
 
 
 def is_link_preview(request: HttpRequest) -> bool:
