@@ -140,8 +140,8 @@ def load(rows: int) -> None:
     from django_nexmo_conversion.rollups import by_status, rates
 
     started = time.perf_counter()
-    rollups = rates.rebuild()
-    counts = by_status.rebuild()
+    rollups = rates.rebuild_rates()
+    counts = by_status.rebuild_counts()
     print(
         f"rebuilt {rollups:,} rollup rows and {counts:,} status count rows in "
         f"{time.perf_counter() - started:.0f} s"

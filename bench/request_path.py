@@ -45,9 +45,9 @@ def measure(db: str, calls: int) -> list[Figure]:
     )
     # Their counts in the hourly rollups, as recording them would have made (a send is counted
     # when recorded; marking adds to the row of its hour and destination).
-    from django_nexmo_conversion.rollups.rates import rebuild
+    from django_nexmo_conversion.rollups.rates import rebuild_rates
 
-    rebuild()
+    rebuild_rates()
     common.analyze()
     messages = iter(SentMessage.objects.order_by("pk"))
 

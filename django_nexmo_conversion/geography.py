@@ -9,17 +9,12 @@ app imports and counts alike; only the names are missing.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Any
 
 import phonenumbers
 
 __all__ = ["country_label", "country_of", "is_region", "network_label", "operators"]
-
-#: An MCCMNC: a 3-digit mobile country code and a 2- or 3-digit network code.
-MCCMNC_RE = re.compile(r"[0-9]{5,6}")
-
 
 def is_region(code: object) -> bool:
     """Whether ``code`` is an ISO 3166-1 alpha-2 region ``phonenumbers`` can parse numbers for."""

@@ -98,7 +98,7 @@ def attempts_since(since: datetime) -> dict[str, int]:
     return counts
 
 
-def low_conversion_alerts(now: datetime) -> list[Any]:
+def insight_alerts(now: datetime) -> list[Any]:
     """The insights feature's low-conversion alerts, or none when it is not installed. Read
     only (a health check is a GET; the sweeps record alerts and send the signal)."""
     if importlib.util.find_spec(ALERT_SOURCE) is None:
@@ -107,7 +107,22 @@ def low_conversion_alerts(now: datetime) -> list[Any]:
     return list(source.current_alerts(now=now))
 
 
-def judge(value: float, limits: Thresholds) -> str:
+def counted_freshness(now: datetime) -> Any | None:
+    """What the counted figures (rates, alerts) are current to (``insights.freshness``), or
+    None when the insights feature is not installed."""
+    if importlib.util.find_spec(ALERT_SOURCE) is None:
+        return None
+    return importlib.import_module(ALERT_SOURCE).freshness(now=now)
+
+
+def window_text(seconds: float) -> str:
+    """An alert window for people ("24 hours"), as the insights feature says it."""
+    if importlib.util.find_spec(ALERT_SOURCE) is None:
+        return _duration(seconds)
+    return str(importlib.import_module(ALERT_SOURCE).duration_text(seconds))
+
+
+def level_of(value: float, limits: Thresholds) -> str:
     """The level ``value`` reaches against (warning, critical) thresholds."""
     warning, critical = limits
     if critical is not None and value >= critical:
@@ -136,8 +151,9 @@ def _halted(halt: Halt) -> str:
 
 
 def findings(now: datetime | None = None) -> list[Finding]:
-    """Every finding, in a fixed order: halt, oldest due, expired leases, failures, then one
-    per low-conversion alert."""
+    """Every finding, in a fixed order: halt, oldest due, expired leases, failures, what the
+    counted figures are current to (``counted``, always ok), then one per low-conversion
+    alert."""
     now = now or timezone.now()
     conf = get_settings()
     found: list[Finding] = []
@@ -152,7 +168,7 @@ def findings(now: datetime | None = None) -> list[Finding]:
 
     first_due = oldest_due(now)
     waited = max(0.0, (now - first_due).total_seconds()) if first_due else 0.0
-    level = judge(waited, conf.status_oldest_due)
+    level = level_of(waited, conf.status_oldest_due)
     message = (
         f"The oldest due conversion has waited {_duration(waited)}."
         if first_due
@@ -166,7 +182,7 @@ def findings(now: datetime | None = None) -> list[Finding]:
     found.append(Finding("oldest_due", level, message, waited))
 
     expired = expired_leases(now)
-    level = judge(expired, conf.status_expired_leases)
+    level = level_of(expired, conf.status_expired_leases)
     message = f"{expired} conversion(s) held by a worker whose lease ran out."
     if expired:
         message += " A worker died or hung mid-send; the next run takes them over."
@@ -174,7 +190,7 @@ def findings(now: datetime | None = None) -> list[Finding]:
 
     attempts = attempts_since(now - FAILURE_WINDOW)
     failures = sum(attempts[outcome] for outcome in FAILURE_OUTCOMES)
-    level = judge(failures, conf.status_failures)
+    level = level_of(failures, conf.status_failures)
     found.append(
         Finding(
             "failures",
@@ -185,14 +201,19 @@ def findings(now: datetime | None = None) -> list[Finding]:
         )
     )
 
-    for alert in low_conversion_alerts(now):
+    # The figures below (alerts) are counted by the sweeps: say what they are current to.
+    fresh = counted_freshness(now)
+    if fresh is not None:
+        found.append(Finding("counted", OK, str(fresh), fresh.age_seconds))
+
+    for alert in insight_alerts(now):
         found.append(
             Finding(
                 "low_conversion",
                 WARNING,
                 f"Low conversion rate for {alert.by} {alert.label}: {alert.rate:.1%} of "
                 f"{alert.sent} messages converted over the last "
-                f"{_duration(alert.window_seconds)}.",
+                f"{window_text(alert.window_seconds)}.",
                 alert.rate,
             )
         )
@@ -205,6 +226,9 @@ def worst(found: Sequence[Finding]) -> str:
 
 
 def summary(found: Sequence[Finding]) -> str:
-    """One line for a monitor: the problems, or that all is well."""
+    """One line for a monitor: the problems, or that all is well; a problem read from the
+    counted figures (a low-conversion alert) comes with what they are current to."""
     problems = [f.message for f in found if f.level != OK]
+    if any(f.check == "low_conversion" for f in found):
+        problems += [f.message for f in found if f.check == "counted"]
     return " ".join(problems) if problems else "Reporting is healthy."

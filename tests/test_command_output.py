@@ -16,10 +16,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from django_nexmo_conversion.management.commands.report_conversions import (
-    Progress,
-    format_seconds,
-)
+from django_nexmo_conversion.management.progress import Progress, format_seconds
 from django_nexmo_conversion.models import Conversion, Status
 from django_nexmo_conversion.reporting.engine import ReportResult
 from django_nexmo_conversion.sandbox import Sandbox

@@ -214,7 +214,7 @@ def test_a_real_low_conversion_alert_becomes_a_warning(settings: Any) -> None:
 def test_an_absent_alert_source_gives_no_alerts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(health, "ALERT_SOURCE", "tests.no_such_module_here")
 
-    assert health.low_conversion_alerts(timezone.now()) == []
+    assert health.insight_alerts(timezone.now()) == []
 
 
 # --------------------------------------------------------------------- real processes

@@ -37,7 +37,7 @@ __all__ = [
     "changed_pairs",
     "fold_deletions",
     "fold_statuses",
-    "rebuild",
+    "rebuild_counts",
     "settled_deletion",
     "totals",
     "totals_since",
@@ -217,9 +217,9 @@ def _uncount(sender: Any, instance: Conversion, **kwargs: Any) -> None:
 # --- rebuild ----------------------------------------------------------------------------------
 
 
-def rebuild(*, batch_size: int = 5000) -> int:
+def rebuild_counts(*, batch_size: int = 5000) -> int:
     """Recount the status counts from the conversions; returns the counter rows written.
-    One transaction; run it when the app is quiet (see ``stats.rebuild``)."""
+    One transaction; run it when the app is quiet (see ``rates.rebuild_rates``)."""
     with transaction.atomic():
         Conversion.objects.exclude(counted_status=F("status")).update(counted_status=F("status"))
         totals: dict[counters.FrozenKey, dict[str, int]] = {}

@@ -37,7 +37,7 @@ __all__ = [
     "hour_of",
     "key_of",
     "move",
-    "rebuild",
+    "rebuild_rates",
     "seconds_field",
 ]
 
@@ -159,7 +159,7 @@ def _tally(heads: Iterable[dict[str, Any]]) -> dict[counters.FrozenKey, Deltas]:
     return totals
 
 
-def rebuild(*, batch_size: int = 5000) -> int:
+def rebuild_rates(*, batch_size: int = 5000) -> int:
     """Recount every rollup row from the messages and conversions; returns the rows written.
 
     For data that arrived behind the app's back (an import, a restore, rows deleted by

@@ -24,8 +24,8 @@ from ..models import Channel, SentMessage
 register = template.Library()
 
 
-@register.simple_tag(takes_context=True)
-def conversion_link(
+@register.simple_tag(takes_context=True, name="conversion_link")
+def conversion_link_tag(
     context: template.Context,
     message: SentMessage | models.Model | str,
     url: str,

@@ -71,7 +71,7 @@ def _answer(
         if not params:
             # Vonage's dashboard may call a URL to check it answers before saving it.
             return HttpResponse(status=200, content_type=_TEXT)
-        webhooks.verify(params)
+        webhooks.verify_webhook(params)
         apply(params)
     except webhooks.WebhookError as exc:
         status = refusal_status(exc)

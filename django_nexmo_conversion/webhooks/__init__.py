@@ -3,7 +3,7 @@ receipt records what reached the handset.
 
 The views in ``views/webhooks.py`` are adapters: they take the parameters out of any of the
 three shapes Vonage sends (GET query, POST form, POST JSON) and choose the HTTP answer;
-:func:`verify` checks the signature and its freshness, then :func:`handle_inbound` or
+:func:`verify_webhook` checks the signature and its freshness, then :func:`handle_inbound` or
 :func:`handle_receipt` parses and applies them.
 
 Vonage sends a webhook again until it gets a 200, for up to a day, so both are idempotent:
@@ -14,7 +14,7 @@ the normal ``DISPATCH``.
 
 | module        | job                                                               |
 |---------------|-------------------------------------------------------------------|
-| ``verify``    | the signature and freshness check                                 |
+| ``verify``    | ``verify_webhook``: the signature and freshness check             |
 | ``inbound``   | inbound SMS: replies become conversions                           |
 | ``receipts``  | delivery receipts recorded on the message they are for            |
 | ``params``    | reading the parameters both carry (ids, api-key, timestamps)      |
@@ -35,7 +35,7 @@ from .inbound import (
     receive_inbound,
 )
 from .receipts import DeliveryReceipt, handle_receipt, parse_receipt, record_receipt
-from .verify import signing_required, verify
+from .verify import signing_required, verify_webhook
 
 __all__ = [
     "CLOCK_SKEW",
@@ -56,5 +56,5 @@ __all__ = [
     "receive_inbound",
     "record_receipt",
     "signing_required",
-    "verify",
+    "verify_webhook",
 ]

@@ -28,7 +28,7 @@ def signing_required(conf: ConversionSettings | None = None) -> bool:
     return bool(_signing_accounts(conf or get_settings()))
 
 
-def verify(params: Mapping[str, str], *, now: float | None = None) -> None:
+def verify_webhook(params: Mapping[str, str], *, now: float | None = None) -> None:
     """Raise :class:`WebhookRefused` unless ``params`` carry a valid, fresh signature
     (:class:`BadWebhook` first for a parameter name holding ``&`` or ``=``).
 

@@ -25,6 +25,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, batch_size: int, **options: Any) -> None:
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
-        rows = rates.rebuild(batch_size=batch_size)
-        counts = by_status.rebuild(batch_size=batch_size)
+        rows = rates.rebuild_rates(batch_size=batch_size)
+        counts = by_status.rebuild_counts(batch_size=batch_size)
         self.stdout.write(f"Rebuilt {rows} rollup row(s) and {counts} status count row(s).")

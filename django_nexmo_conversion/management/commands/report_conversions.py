@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,11 +24,10 @@ from ...queries import count_due, due_conversions
 from ...reporting.result import ReportResult
 from ...reporting.sweep import report_due
 from ...transport.answers import halt_fix
+from ..progress import APP_LOGGER, Progress, quiet_app_log
 
 #: The first wait of --loop once a poll finds nothing; it doubles up to --interval.
 MIN_POLL_WAIT = 0.05
-#: The logger the app writes a line per conversion to (reporting.outcomes).
-APP_LOGGER = "django_nexmo_conversion"
 
 
 class Command(BaseCommand):
@@ -139,7 +137,7 @@ class Command(BaseCommand):
         progress = None
         if self.verbosity == 1 and self.stdout.isatty():
             progress = Progress(self.stdout, count_due(limit=limit))
-        with _quiet_app_log(progress is not None):
+        with quiet_app_log(progress is not None):
             result = report_due(
                 limit=limit,
                 concurrency=concurrency,
@@ -215,56 +213,3 @@ class Command(BaseCommand):
 def stamp() -> str:
     """The local time, to the second, with its UTC offset: ``2026-05-04T12:00:00+02:00``."""
     return timezone.localtime().isoformat(timespec="seconds")
-
-
-@contextmanager
-def _quiet_app_log(quiet: bool) -> Iterator[None]:
-    """While a progress line is drawn, the app's INFO lines (one per conversion) would tear
-    it wherever the project logs INFO to the console; warnings and errors still pass."""
-    logger = logging.getLogger(APP_LOGGER)
-    saved = logger.level
-    if quiet and logger.getEffectiveLevel() < logging.WARNING:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(saved)
-
-
-class Progress:
-    """One line, redrawn after each group of answers: done/total, rate and time left."""
-
-    def __init__(self, stream: Any, total: int) -> None:
-        self.stream = stream
-        self.total = total
-        self.started = time.monotonic()
-
-    def line(self, result: ReportResult, elapsed: float) -> str:
-        done = result.attempted
-        # Rows marked during the run can make it take more than counted at the start.
-        total = max(self.total, done)
-        rate = done / max(elapsed, 1e-6)
-        eta = f"ETA {format_seconds((total - done) / rate)}" if rate > 0 else "ETA ?"
-        return f"{done}/{total} · {result.summary()} · {rate:.0f}/s · {eta}"
-
-    def show(self, result: ReportResult) -> None:
-        # \r and clear-to-end-of-line: the new line may be shorter than the last one.
-        self.stream.write(
-            f"\r{self.line(result, time.monotonic() - self.started)}\x1b[K", ending=""
-        )
-        self.stream.flush()
-
-    def done(self) -> None:
-        # Erase the progress line: the summary that follows says the same, for good.
-        self.stream.write("\r\x1b[K", ending="")
-        self.stream.flush()
-
-
-def format_seconds(seconds: float) -> str:
-    """``42s``, ``3m05s``, ``1h02m``."""
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
