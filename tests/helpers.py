@@ -186,3 +186,51 @@ class ForwardingProxy:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+class FixedAnswerServer:
+    """A loopback HTTP server answering every POST with one fixed answer (``status``, raw
+    ``body`` bytes, ``content_type`` exactly as given, however odd), as a context manager;
+    ``posts`` counts the requests. ``body`` may be a function of the request's form body."""
+
+    def __init__(
+        self, status: int, body: bytes | Callable[[bytes], bytes], content_type: str
+    ) -> None:
+        self.posts = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+            def do_POST(self) -> None:
+                request = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                server.posts += 1
+                data = body(request) if callable(body) else body
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FixedAnswerServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()

@@ -35,7 +35,7 @@ from django_nexmo_conversion.transport.client import Client
 from django_nexmo_conversion.transport.deadline import Deadline
 from django_nexmo_conversion.transport.wire import Account, Report
 
-from .helpers import configure, sandbox_settings
+from .helpers import FixedAnswerServer, configure, sandbox_settings
 from .processes import django_admin, running, wait_until, worker_env
 
 # --- Retry-After -----------------------------------------------------------------------------
@@ -354,3 +354,51 @@ def test_a_shorter_deadline_is_kept_while_a_longer_one_runs() -> None:
     finally:
         release.set()
         other.join(10)
+
+
+# --- bodies in any charset ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("charset", ["bogus", "rot13", "utf-16", "x" * 300])
+@pytest.mark.django_db(transaction=True)
+def test_a_200_in_an_unknown_charset_is_a_report_sent_once(settings: Any, charset: str) -> None:
+    body = "OK".encode("utf-16") if charset == "utf-16" else b"OK \xff\xfe"
+    with FixedAnswerServer(200, body, f"text/plain; charset={charset}") as server:
+        configure(
+            settings,
+            BACKEND="django_nexmo_conversion.backends.http.HttpBackend",
+            BASE_URL=server.url,
+            API_KEY=DEFAULT_API_KEY,
+            API_SECRET=DEFAULT_API_SECRET,
+        )
+        conversion = mark_converted("0A0000000000C5E1")
+        for _run in range(3):
+            report_pending()
+        conversion.refresh_from_db()
+        assert conversion.status == Status.REPORTED
+        assert server.posts == 1
+
+
+@pytest.mark.parametrize("charset", ["bogus", "rot13"])
+@pytest.mark.django_db(transaction=True)
+def test_an_error_in_an_unknown_charset_is_stored_redacted(settings: Any, charset: str) -> None:
+    secret = "hostile-Secret-1234"
+
+    def echo(request: bytes) -> bytes:
+        return b"no such account: " + request  # the form body, api_secret included
+
+    with FixedAnswerServer(422, echo, f"text/plain; charset={charset}") as server:
+        configure(
+            settings,
+            BACKEND="django_nexmo_conversion.backends.http.HttpBackend",
+            BASE_URL=server.url,
+            API_KEY=DEFAULT_API_KEY,
+            API_SECRET=secret,
+            AUTH="params",
+        )
+        conversion = mark_converted("0A0000000000C5E2")
+        report_pending()
+        conversion.refresh_from_db()
+        assert conversion.status == Status.FAILED
+        assert "no such account" in conversion.last_error
+        assert secret not in conversion.last_error

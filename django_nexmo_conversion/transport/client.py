@@ -57,6 +57,18 @@ def _redact(text: str, account: Account) -> str:
     )
 
 
+def _decode(data: bytes, charset: str | None) -> str:
+    """``data`` as text in ``charset``, never raising: the header comes from the other side
+    (``charset=bogus``, ``rot13``, a codec that is not a text encoding), and any answer, a 200
+    above all, must be read whatever it says. What cannot be decoded so is read as UTF-8."""
+    try:
+        return data.decode(charset or "utf-8", "replace")
+    except (LookupError, ValueError, TypeError):
+        return data.decode("utf-8", "replace")
+
+
+# The raw body may echo the request, secrets included: kept out of error reports' locals.
+@sensitive_variables("chunks", "chunk")
 def _read_text(response: requests.Response) -> str:
     """The answer's body, at most ``BODY_LIMIT`` bytes of it. Cut off midway (the deadline,
     a dropped connection), what came is kept: the status line already said what happened, and
@@ -72,7 +84,7 @@ def _read_text(response: requests.Response) -> str:
                 break
     except requests.RequestException:
         pass
-    return b"".join(chunks)[:BODY_LIMIT].decode(response.encoding or "utf-8", "replace")
+    return _decode(b"".join(chunks)[:BODY_LIMIT], response.encoding)
 
 
 class Client:
