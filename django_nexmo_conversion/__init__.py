@@ -2,6 +2,21 @@
 
 The public functions are imported lazily, so that importing this package (for example to
 run ``python -m django_nexmo_conversion.sandbox``) never needs Django settings.
+
+The modules at the root, public ones first (their import paths are kept across releases):
+
+- public: ``models``, ``choices``, ``signals``, ``exceptions`` (the tables and the contract),
+  ``insights`` (rates, alerts, ``refresh``), ``links``, ``triggers``, ``privacy``,
+  ``retention``, ``geography``, ``tasks`` (Celery and ``django.tasks``), ``urls``, and the
+  functions re-exported here (from ``marking`` and the subpackages);
+- Django's slots: ``apps``, ``checks``;
+- internal: ``marking`` (import its functions from here), ``validation``, ``queries`` and
+  ``health`` (the reads behind the admin, the command and the health check).
+
+The subpackages follow the data path (docs/explanation/architecture.md): ``conf``,
+``dispatch``, ``reporting``, ``transport``, ``rollups`` are internal; ``backends``,
+``contrib``, ``sandbox``, ``testing``, ``webhooks``, ``admin`` and ``views`` are documented
+where users meet them.
 """
 
 from __future__ import annotations
