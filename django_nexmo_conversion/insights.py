@@ -19,8 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Min, Q, QuerySet, Sum, Value
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from . import geography, rollups, signals
 from .conf import get_settings
@@ -28,19 +29,24 @@ from .exceptions import ConversionInputError
 from .models import (
     SECONDS_TO_CONVERT_BOUNDS,
     SECONDS_TO_CONVERT_FIELDS,
+    Conversion,
     ConversionAlert,
     ConversionStat,
+    SentMessage,
 )
 from .rollups.rates import hour_of
 
 __all__ = [
     "BY",
     "Alert",
+    "Freshness",
     "RateRow",
     "active_alerts",
     "conversion_rates",
     "current_alerts",
     "destination_rates",
+    "duration_text",
+    "freshness",
     "low_conversion_alerts",
     "quantile",
     "refresh",
@@ -81,6 +87,11 @@ class Alert:
     converted: int
     rate: float
     window_seconds: float
+
+    @property
+    def window_text(self) -> str:
+        """The window for people, in the active language ("24 hours")."""
+        return duration_text(self.window_seconds)
 
 
 def quantile(histogram: Sequence[int], q: float) -> float | None:
@@ -265,3 +276,84 @@ def refresh(*, batch_size: int = 1000) -> int:
     The background reporter's sweeps do this every ``SWEEP_INTERVAL`` seconds; call it in a
     test or a script that reads figures right after writing rows."""
     return rollups.fold(batch_size=batch_size)
+
+
+def _in_unit(count: int, size: int) -> str:
+    if size == 86400:
+        return ngettext("%(count)s day", "%(count)s days", count) % {"count": count}
+    if size == 3600:
+        return ngettext("%(count)s hour", "%(count)s hours", count) % {"count": count}
+    if size == 60:
+        return ngettext("%(count)s minute", "%(count)s minutes", count) % {"count": count}
+    return ngettext("%(count)s second", "%(count)s seconds", count) % {"count": count}
+
+
+def duration_text(seconds: float) -> str:
+    """A duration for people, in the active language: ``3600`` -> "1 hour", ``86400`` ->
+    "24 hours", ``172800`` -> "2 days", ``5400`` -> "90 minutes", ``90`` -> "90 seconds".
+    The largest unit that gives at least 2 of it (or exactly 1 hour or minute), rounded."""
+    if math.isinf(seconds):
+        return gettext("forever")
+    whole = max(0, round(seconds))
+    for size in (86400, 3600, 60):
+        if whole >= 2 * size or (whole == size and size != 86400):
+            return _in_unit(round(whole / size), size)
+    return _in_unit(whole, 1)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """What the counted figures (the rates, the funnel, the charts, the alerts) are current
+    to: every message sent and every conversion marked before ``counted_up_to`` is counted;
+    ``uncounted`` rows wait for the next sweep (or :func:`refresh`)."""
+
+    counted_up_to: datetime
+    checked_at: datetime
+    uncounted: int
+
+    @property
+    def age_seconds(self) -> float:
+        """How far the figures lag behind ``checked_at`` (0 when every row is counted)."""
+        return max(0.0, (self.checked_at - self.counted_up_to).total_seconds())
+
+    def __str__(self) -> str:
+        """One sentence for people, in the active language and the current time zone, e.g.
+        "Counted up to 13:46:05, 12 seconds ago; 7 rows not yet counted."."""
+        moment = timezone.localtime(self.counted_up_to)
+        local_now = timezone.localtime(self.checked_at)
+        fmt = "%H:%M:%S" if moment.date() == local_now.date() else "%Y-%m-%d %H:%M:%S"
+        when = moment.strftime(fmt)
+        if not self.uncounted:
+            return gettext("Counted up to %(time)s: every message and conversion so far.") % {
+                "time": when
+            }
+        return ngettext(
+            "Counted up to %(time)s, %(age)s ago; %(count)s row not yet counted.",
+            "Counted up to %(time)s, %(age)s ago; %(count)s rows not yet counted.",
+            self.uncounted,
+        ) % {"time": when, "age": duration_text(self.age_seconds), "count": self.uncounted}
+
+
+def freshness(*, now: datetime | None = None) -> Freshness:
+    """What the counted figures are current to (see :class:`Freshness`): one query on the
+    ``counted`` indexes, which hold only the rows written since the last sweep."""
+    now = now or timezone.now()
+
+    def waiting(rows: QuerySet[Any], moment: str) -> QuerySet[Any]:
+        found: QuerySet[Any] = (
+            rows.filter(counted=False)
+            .order_by()
+            .values(one=Value(1))  # a constant: no GROUP BY, one row of totals
+            .annotate(n=Count("pk"), first=Min(moment))
+            .values_list("n", "first")
+        )
+        return found
+
+    parts = waiting(SentMessage.objects.all(), "sent_at").union(
+        waiting(Conversion.objects.all(), "created_at"), all=True
+    )
+    found = [(int(n or 0), first) for n, first in parts]
+    uncounted = sum(n for n, _first in found)
+    firsts = [first for n, first in found if n and first is not None]
+    counted_up_to = min([now, *firsts]) if uncounted else now
+    return Freshness(counted_up_to=counted_up_to, checked_at=now, uncounted=uncounted)

@@ -66,7 +66,13 @@ def test_nothing_to_report_is_healthy() -> None:
     found = health.findings()
 
     assert health.worst(found) == health.OK
-    assert [f.check for f in found] == ["halt", "oldest_due", "expired_leases", "failures"]
+    assert [f.check for f in found] == [
+        "halt",
+        "oldest_due",
+        "expired_leases",
+        "failures",
+        "counted",
+    ]
     code, text = status()
     assert code == 0
     assert text.startswith("CONVERSIONS OK - Reporting is healthy.")

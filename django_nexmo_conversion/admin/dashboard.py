@@ -100,6 +100,8 @@ def render_dashboard(request: HttpRequest, model_admin: ReportPermissionMixin) -
         "total": sum(counts.values()),
         "windows": queries.window_counts(),
         "chart": chart.rate_chart(days),
+        # The chart and the alerts are counted by the sweeps: say what they are current to.
+        "freshness": insights.freshness(),
         "days": days,
         "chart_days": CHART_DAYS,
         "days_sent": sum(day.sent for day in days),

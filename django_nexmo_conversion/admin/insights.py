@@ -135,6 +135,7 @@ def render_insights(request: HttpRequest, model_admin: ReportPermissionMixin) ->
         ),
         # Read only: the sweeps record the alerts and send the signal, never a page view.
         "alerts": insights.current_alerts(now=now),
+        "freshness": insights.freshness(now=now),
         "days": days,
         "periods": [(period, link(days=str(period))) for period in PERIODS],
         "tables": tables,

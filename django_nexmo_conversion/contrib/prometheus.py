@@ -21,6 +21,9 @@ Metrics (all gauges):
   (403/404/405/406/415, a redirect) halts reporting.
 - ``nexmo_conversion_rate{country}``: converted / sent per country over ``ALERT_WINDOW``,
   when the insights feature is installed.
+- ``nexmo_conversion_counted_lag_seconds`` and ``nexmo_conversion_uncounted_rows``: what the
+  counted figures (the rates) are current to: how far behind they are (0 when every row is
+  counted) and how many rows wait for the next sweep.
 """
 
 from __future__ import annotations
@@ -62,6 +65,14 @@ def _families() -> dict[str, GaugeMetricFamily]:
             "nexmo_conversion_halted",
             "1 while an account error (HTTP 401/402) or an endpoint error halts reporting, else 0.",
         ),
+        "lag": GaugeMetricFamily(
+            "nexmo_conversion_counted_lag_seconds",
+            "How far the counted figures (rates) lag behind: 0 when every row is counted.",
+        ),
+        "uncounted": GaugeMetricFamily(
+            "nexmo_conversion_uncounted_rows",
+            "Messages and conversions written since the last sweep counted them.",
+        ),
         "rate": GaugeMetricFamily(
             "nexmo_conversion_rate",
             "Converted / sent per country over the alert window (needs the insights feature).",
@@ -100,6 +111,10 @@ class ConversionCollector(Collector):
             families["attempts"].add_metric([outcome], count)
         families["expired"].add_metric([], expired_leases(now))
         families["halted"].add_metric([], 1 if current_halts() else 0)
+        fresh = health.counted_freshness(now)
+        if fresh is not None:
+            families["lag"].add_metric([], fresh.age_seconds)
+            families["uncounted"].add_metric([], fresh.uncounted)
         for country, rate in country_rates(now):
             families["rate"].add_metric([country], rate)
         yield from families.values()
