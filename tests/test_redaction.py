@@ -1,6 +1,7 @@
-"""Secrets in every encoding: an error answer echoing a secret
-JSON-escaped, percent-encoded in any case, HTML-escaped or in base64 never leaks it; and a
-secret in a frame's locals never reaches Django's technical 500 page.
+"""Secrets in every encoding (an error answer echoing a secret
+JSON-escaped, percent-encoded in any case, HTML-escaped, in base64, hex or quoted-printable,
+or misread bytes never leaks it); and a secret in a frame's locals never reaches Django's
+technical 500 page.
 
 The end-to-end test posts to a real HTTP server on loopback that echoes the request back.
 """
@@ -11,6 +12,7 @@ import base64
 import html
 import json
 import logging
+import quopri
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -56,6 +58,23 @@ ENCODINGS: dict[str, Callable[[str], str]] = {
     "html-numeric": lambda s: "".join(f"&#{ord(c)};" for c in s),
     "base64": lambda s: base64.b64encode(s.encode()).decode(),
     "basic-auth": lambda s: base64.b64encode(f"{KEY}:{s}".encode()).decode(),
+    # What gateways are known to echo besides: URL-safe base64 and hex (of the secret and of
+    # key:secret), base64 of a whole form body (the secret at any offset), UTF-16 read as
+    # bytes, quoted-printable (with its soft line breaks), UTF-8 misread as Latin-1.
+    "base64-urlsafe": lambda s: base64.urlsafe_b64encode(s.encode()).decode(),
+    "basic-auth-urlsafe": lambda s: base64.urlsafe_b64encode(f"{KEY}:{s}".encode()).decode(),
+    "base64-in-form-1": lambda s: base64.b64encode(f"api_secret={s}".encode()).decode(),
+    "base64-in-form-2": lambda s: base64.b64encode(f"&api_secret={s}".encode()).decode(),
+    "base64-in-form-3": lambda s: base64.b64encode(f"x&api_secret={s}".encode()).decode(),
+    "hex": lambda s: s.encode().hex(),
+    "hex-upper": lambda s: s.encode().hex().upper(),
+    "basic-auth-hex": lambda s: f"{KEY}:{s}".encode().hex(),
+    "utf-16-le-as-latin-1": lambda s: s.encode("utf-16-le").decode("latin-1"),
+    "utf-16-be-as-latin-1": lambda s: s.encode("utf-16-be").decode("latin-1"),
+    "quoted-printable": lambda s: quopri.encodestring(s.encode()).decode().rstrip("\n"),
+    "quoted-printable-all": lambda s: "".join(f"={b:02X}" for b in s.encode()),
+    "utf-8-as-latin-1": lambda s: s.encode().decode("latin-1"),
+    "utf-8-as-cp1252": lambda s: s.encode().decode("cp1252", "replace"),
 }
 
 
@@ -128,6 +147,7 @@ def test_an_echoing_server_leaks_the_secret_nowhere(
         BASE_URL=echo_server,
         API_KEY=KEY,
         API_SECRET=SECRET,
+        AUTH="params",  # the echo reads the secret from the body
     )
     caplog.set_level(logging.DEBUG)
     conversion = mark_converted("0A00000000000EC1")
@@ -164,7 +184,8 @@ def test_the_technical_500_page_never_shows_the_secret(settings: Any, tmp_path: 
     client = Client(base_url="https://127.0.0.1:9", timeout=1, verify=str(tmp_path / "no-ca.pem"))
     report = Report(channel="sms", message_id="0A00000000000EC2", delivered=True, timestamp=NOW)
     page = technical_500_page(
-        lambda: client.send(report, Account(api_key=KEY, api_secret=SECRET)), OSError
+        lambda: client.send(report, Account(api_key=KEY, api_secret=SECRET, auth="params")),
+        OSError,
     )
     assert "no-ca.pem" in page  # the page does show the failing frames
     assert "api_secret" in page  # and the form fields' names, with their locals
