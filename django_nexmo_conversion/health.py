@@ -140,20 +140,27 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _halted(halt: Halt) -> str:
+def _halted(halt: Halt, *, public: bool = False) -> str:
     fix = halt_fix(halt.outcome, halt.status_code)
-    scope = "every account" if halt.endpoint else f"API key {halt.api_key or '-'}"
+    if halt.endpoint:
+        scope = "every account"
+    else:
+        scope = "an account" if public else f"API key {halt.api_key or '-'}"
+    # A public page says what happened, never which account: not the key, nor Nexmo's words
+    # (an error text may quote the key back).
+    cause = f"HTTP {halt.status_code}" if public else halt.error.rstrip(".")
     return (
         f"Reporting halted for {scope} since {halt.at:%Y-%m-%d %H:%M:%S %Z}: "
-        f"{halt.error.rstrip('.')}{' (' + fix + ')' if fix else ''}. Conversions wait, "
+        f"{cause}{' (' + fix + ')' if fix else ''}. Conversions wait, "
         "nothing is lost; once this is fixed the next run reports them."
     )
 
 
-def findings(now: datetime | None = None) -> list[Finding]:
+def findings(now: datetime | None = None, *, public: bool = False) -> list[Finding]:
     """Every finding, in a fixed order: halt, oldest due, expired leases, failures, what the
     counted figures are current to (``counted``, always ok), then one per low-conversion
-    alert."""
+    alert. ``public``: for a page anyone may read (the health check), which says that an
+    account is halted but not which one."""
     now = now or timezone.now()
     conf = get_settings()
     found: list[Finding] = []
@@ -164,7 +171,8 @@ def findings(now: datetime | None = None) -> list[Finding]:
     else:
         # The error text is built by the client from Nexmo's answer, secrets redacted; the
         # meaning says what to fix, whatever words Nexmo chose.
-        found.append(Finding("halt", CRITICAL, " ".join(map(_halted, halts)), len(halts)))
+        text = " ".join(_halted(halt, public=public) for halt in halts)
+        found.append(Finding("halt", CRITICAL, text, len(halts)))
 
     first_due = oldest_due(now)
     waited = max(0.0, (now - first_due).total_seconds()) if first_due else 0.0

@@ -25,7 +25,7 @@ from django_nexmo_conversion.conf import build_settings
 from django_nexmo_conversion.contrib.health_check import ConversionHealthCheck
 from django_nexmo_conversion.contrib.prometheus import ConversionCollector
 from django_nexmo_conversion.models import Conversion, Status
-from django_nexmo_conversion.sandbox import ReceivedRequest, Sandbox
+from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, ReceivedRequest, Sandbox
 
 from .helpers import configure, mark_many, sandbox_settings
 from .processes import django_admin, running, wait_until, worker_env
@@ -288,12 +288,31 @@ def test_the_health_check_view_answers_500_on_a_real_halt(
     assert PHONE not in body
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_anonymous_health_page_never_names_the_halted_api_key(
+    nexmo_sandbox: Sandbox, settings: Any
+) -> None:
+    halt_for_real(nexmo_sandbox, settings)
+    view = HealthCheckView.as_view(
+        checks=["django_nexmo_conversion.contrib.health_check.ConversionHealthCheck"]
+    )
+
+    response = async_to_sync(view)(RequestFactory().get("/ht/?format=json"))
+
+    body = response.content.decode()
+    assert response.status_code == 500
+    assert "halted for an account" in body
+    assert DEFAULT_API_KEY not in body
+    # The command (an operator at a shell) may name it.
+    assert f"API key {DEFAULT_API_KEY}" in status()[1]
+
+
 def test_a_database_error_is_unavailable_without_its_text(monkeypatch: pytest.MonkeyPatch) -> None:
     from django.db import OperationalError
 
     from django_nexmo_conversion.contrib import health_check
 
-    def broken(now: Any = None) -> list[health.Finding]:
+    def broken(now: Any = None, **options: Any) -> list[health.Finding]:
         raise OperationalError(f"SELECT ... WHERE recipient = '{PHONE}'")
 
     monkeypatch.setattr(health_check, "findings", broken)
