@@ -24,7 +24,7 @@ from .helpers import configure
 BACKENDS = "django_nexmo_conversion.backends"
 AT = datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc)
 REPORT = Report(channel="voice", message_id="call-1", delivered=False, timestamp=AT)
-PLAIN = Account(api_key="key1", api_secret="SECRET-plain-77")
+PLAIN = Account(api_key="key1", api_secret="SECRET-plain-77", auth="params")
 SIGNED = Account(api_key="key1", api_secret="SECRET-plain-77", signature_secret="SECRET-sig-88")
 
 

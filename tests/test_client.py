@@ -30,7 +30,7 @@ from django_nexmo_conversion.transport.wire import (
 BASE = "https://api.example.test"
 SMS_URL = f"{BASE}/conversions/sms"
 AT = datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc)
-KEY_SECRET = Account(api_key="key1", api_secret="secret-Q7")
+KEY_SECRET = Account(api_key="key1", api_secret="secret-Q7", auth="params")
 
 
 def report(
@@ -51,6 +51,15 @@ def test_build_params_with_key_and_secret() -> None:
         "timestamp": "2024-05-01 12:30:00",
     }
     assert build_params(report(delivered=False), KEY_SECRET)["delivered"] == "false"
+
+
+def test_build_params_under_the_default_basic_auth_carries_no_credential() -> None:
+    account = Account(api_key="key1", api_secret="secret-Q7")  # AUTH="basic", the default
+    assert build_params(report(), account) == {
+        "message-id": "0A0000001234567B",
+        "delivered": "true",
+        "timestamp": "2024-05-01 12:30:00",
+    }
 
 
 @pytest.mark.parametrize("method", SIGNATURE_METHODS)

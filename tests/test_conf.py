@@ -162,7 +162,10 @@ def test_unrelated_setting_change_keeps_the_cache(settings: Any) -> None:
 
 
 def test_account_repr_hides_secrets() -> None:
-    plain = Account(api_key="k", api_secret="hidden-1")
+    plain = Account(api_key="k", api_secret="hidden-1", auth="params")
+    basic = Account(api_key="k", api_secret="hidden-1")
+    assert "hidden" not in repr(basic)
+    assert "basic auth" in repr(basic)
     signed = Account(api_key="k", api_secret="hidden-1", signature_secret="hidden-2")
     assert "hidden" not in repr(plain)
     assert "hidden" not in str(plain)

@@ -100,17 +100,30 @@ def test_each_account_sends_its_credentials_its_own_way(
     settings: Any, nexmo_sandbox: Sandbox
 ) -> None:
     nexmo_sandbox.accounts["twofa"] = AccountSpec(api_secret="twofa-secret-9")
-    configure(settings, ACCOUNTS={"twofa": {"API_SECRET": "twofa-secret-9", "AUTH": "basic"}})
+    configure(settings, ACCOUNTS={"twofa": {"API_SECRET": "twofa-secret-9", "AUTH": "params"}})
     mark_converted(record_message("0A0000000000AA01", api_key="twofa"))
-    mark_converted(record_message("0A0000000000AA02"))  # the default account: params
+    mark_converted(record_message("0A0000000000AA02"))  # the default account: basic
 
     assert report_pending(concurrency=1).reported == 2
 
     by_id = {r.message_id: r for r in nexmo_sandbox.requests}
-    assert by_id["0A0000000000AA01"].headers["authorization"] == basic("twofa", "twofa-secret-9")
-    assert "api_secret" not in by_id["0A0000000000AA01"].form
-    assert "authorization" not in by_id["0A0000000000AA02"].headers
-    assert by_id["0A0000000000AA02"].form["api_secret"] == DEFAULT_API_SECRET
+    assert "authorization" not in by_id["0A0000000000AA01"].headers
+    assert by_id["0A0000000000AA01"].form["api_secret"] == "twofa-secret-9"
+    assert by_id["0A0000000000AA02"].headers["authorization"] == basic(
+        DEFAULT_API_KEY, DEFAULT_API_SECRET
+    )
+    assert "api_secret" not in by_id["0A0000000000AA02"].form
+
+
+def test_basic_is_the_default_auth(nexmo_sandbox: Sandbox) -> None:
+    """AUTH unset: the header, as every maintained Vonage SDK sends it since early 2026."""
+    mark_converted("0A0000000000AA03")
+
+    assert report_pending().reported == 1
+
+    (request,) = nexmo_sandbox.requests
+    assert request.headers["authorization"] == basic(DEFAULT_API_KEY, DEFAULT_API_SECRET)
+    assert {"api_key", "api_secret"}.isdisjoint(request.form)
 
 
 def test_netrc_credentials_are_never_applied(
@@ -121,6 +134,7 @@ def test_netrc_credentials_are_never_applied(
     (tmp_path / ".netrc").chmod(0o600)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+    configure(settings, AUTH="params")  # no header of our own: netrc's would show
     mark_converted("0A0000000000AE01")
 
     assert report_pending().reported == 1
@@ -247,7 +261,7 @@ def test_a_401_halts_its_account_only(
     assert set(marketing.values_list("status", "attempt_count")) == {(Status.PENDING, 0)}
     others = Conversion.objects.exclude(message__api_key="marketing")
     assert set(others.values_list("status", flat=True)) == {Status.REPORTED}
-    sent_for_marketing = [r for r in nexmo_sandbox.requests if r.form.get("api_key") == "marketing"]
+    sent_for_marketing = [r for r in nexmo_sandbox.requests if r.api_key == "marketing"]
     # Only the requests already in flight when the first 401 came back got one too.
     assert 1 <= len(sent_for_marketing) <= concurrency
     # The banner names the halted key, though the other account reported after the halt.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +30,8 @@ from .helpers import configure, mark_many
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sandbox]
 
-WIRE_FIELDS = {"api_key", "api_secret", "message-id", "delivered", "timestamp"}
+WIRE_FIELDS = {"message-id", "delivered", "timestamp"}  # the credentials: the header
+BODY_CREDENTIALS = {"api_key", "api_secret"}  # AUTH="params"
 SIGNATURE_SECRET = "sig-secret-Qx7w"
 
 
@@ -89,16 +91,34 @@ def test_sms_conversion_reaches_the_sandbox_exactly_as_the_api_wants(
     [request] = nexmo_sandbox.requests
     assert (request.method, request.path, request.query) == ("POST", "/conversions/sms", "")
     assert request.headers["content-type"] == "application/x-www-form-urlencoded"
-    # The record keeps form values as received; only its repr masks secrets.
     assert request.form == {
-        "api_key": DEFAULT_API_KEY,
-        "api_secret": DEFAULT_API_SECRET,
         "message-id": "0A00000012345678",
         "delivered": "true",
         "timestamp": "2024-01-15 13:30:05",
     }
-    assert DEFAULT_API_SECRET not in repr(request)
+    # AUTH="basic", the default: the credentials travel in the header, never in the body.
+    token = base64.b64encode(f"{DEFAULT_API_KEY}:{DEFAULT_API_SECRET}".encode()).decode()
+    assert request.headers["authorization"] == f"Basic {token}"
+    # The record keeps headers as received; only its repr masks secrets.
+    assert token not in repr(request)
     assert request.status == 200
+
+
+def test_params_auth_sends_the_credentials_in_the_body(
+    nexmo_sandbox: Sandbox, settings: Any
+) -> None:
+    configure(settings, AUTH="params")
+    mark_converted("0A00000012345679")
+
+    assert report_pending().reported == 1
+
+    [request] = nexmo_sandbox.requests
+    assert "authorization" not in request.headers
+    # The record keeps form values as received; only its repr masks secrets.
+    assert request.form["api_key"] == DEFAULT_API_KEY
+    assert request.form["api_secret"] == DEFAULT_API_SECRET
+    assert set(request.form) == WIRE_FIELDS | BODY_CREDENTIALS
+    assert DEFAULT_API_SECRET not in repr(request)
 
 
 def test_voice_not_delivered_goes_to_the_voice_endpoint(nexmo_sandbox: Sandbox) -> None:
@@ -148,7 +168,7 @@ def test_signed_requests_verify_and_never_carry_the_secret(
 
     [request] = nexmo_sandbox.requests
     assert request.status == 200, request
-    assert set(request.form) == WIRE_FIELDS - {"api_secret"} | {"sig"}
+    assert set(request.form) == WIRE_FIELDS | {"api_key", "sig"}
     assert verify(request.form, secret=SIGNATURE_SECRET, method=method)
     assert DEFAULT_API_SECRET not in request.query + str(request.headers)
     assert result.reported == 1
@@ -180,6 +200,7 @@ def test_each_message_is_reported_with_its_own_accounts_credentials(
     )
     configure(
         settings,
+        AUTH="params",  # the credentials each account sends, read from the body
         ACCOUNTS={
             "k2": {"API_SECRET": "secret-of-k2"},
             "k3": {"SIGNATURE_SECRET": "sig-of-k3", "SIGNATURE_METHOD": "sha1"},

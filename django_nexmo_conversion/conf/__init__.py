@@ -100,9 +100,10 @@ DEFAULTS: dict[str, Any] = {
     # How long a claimed conversion stays with its worker before another may take it over.
     # Not in the public table: it must exceed TIMEOUT, and the default does by a wide margin.
     "LEASE_SECONDS": 300,
-    # How API_SECRET travels ("params" or "basic"), and the network: proxies and CA bundle
+    # How API_SECRET travels ("basic", as every maintained Vonage SDK sends it since early
+    # 2026, or "params"), and the network: proxies and CA bundle
     # (None: the standard environment, as any requests client reads it).
-    "AUTH": "params",
+    "AUTH": "basic",
     "PROXIES": None,
     "VERIFY": None,
     # conversion_status, the health check: (warning, critical) thresholds, None = that level off.
@@ -173,7 +174,7 @@ class ConversionSettings:
     alert_min_messages: int
     alert_min_rate: float
     problems: tuple[Problem, ...]
-    auth: str = "params"
+    auth: str = "basic"
     proxies: Mapping[str, str | None] | None = None
     verify: bool | str | None = None
 
@@ -258,9 +259,10 @@ def _account(
             problems,
             "E012",
             f"{where}['AUTH'] is {auth!r}, not one of {', '.join(AUTH_MODES)}.",
-            "params sends the secret in the form body, basic in an Authorization header.",
+            "basic sends the secret in an Authorization header (the default), params in the "
+            "form body.",
         )
-        auth = "params"
+        auth = DEFAULTS["AUTH"]
     # The dashboard shows the methods in capitals (MD5HASH, SHA256): accept any case.
     method = method.lower() if isinstance(method, str) else method
     if method not in SIGNATURE_METHODS:
@@ -299,7 +301,7 @@ def _accounts(
     """The default account (``API_KEY`` and its secrets) and the ``ACCOUNTS``, by API key."""
     default = None
     # The top-level AUTH is checked with the other keys (E012 once); here it is the default.
-    auth = raw["AUTH"] if raw["AUTH"] in AUTH_MODES else "params"
+    auth = raw["AUTH"] if raw["AUTH"] in AUTH_MODES else DEFAULTS["AUTH"]
     if raw["API_KEY"]:
         default = _account(str(raw["API_KEY"]), {**raw, "AUTH": auth}, SETTING_NAME, problems, auth)
     accounts: dict[str, Account] = {}

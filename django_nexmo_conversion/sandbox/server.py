@@ -31,6 +31,7 @@ from .rules import (
     Fault,
     Rules,
     ScriptItem,
+    basic_credentials,
     body_length,
     check_rate,
     coerce_account,
@@ -82,6 +83,13 @@ class ReceivedRequest:
     def params(self) -> dict[str, str]:
         """Query and body parameters merged as the sandbox read them (the body wins)."""
         return {**parse_params(self.query), **self.form}
+
+    @property
+    def api_key(self) -> str | None:
+        """The API key the request came with: from ``Authorization: Basic`` (the default) or
+        from the body's ``api_key`` (``AUTH="params"`` and signed requests)."""
+        basic = basic_credentials(self.headers.get("authorization", ""))
+        return basic[0] if basic is not None else self.params.get("api_key")
 
     def __repr__(self) -> str:
         query = urlencode(_mask(parse_params(self.query), _SECRET_PARAMS))

@@ -84,8 +84,8 @@ class Account:
     api_secret: str | None = field(default=None, repr=False)
     signature_secret: str | None = field(default=None, repr=False)
     signature_method: str = LEGACY_METHOD
-    #: ``params`` or ``basic`` (see ``AUTH_MODES``); ignored for signed requests.
-    auth: str = "params"
+    #: ``basic`` (the default) or ``params`` (see ``AUTH_MODES``); ignored for signed requests.
+    auth: str = "basic"
 
     def __post_init__(self) -> None:
         # Frozen: set through object. Wrapped here so every Account, however built, holds

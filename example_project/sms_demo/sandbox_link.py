@@ -67,7 +67,7 @@ def received(limit: int = 10) -> list[Received]:
                 message_id=request.message_id or "-",
                 delivered=params.get("delivered", "-"),
                 timestamp=params.get("timestamp", "-"),
-                api_key=params.get("api_key", "-"),
+                api_key=request.api_key or "-",
                 answer=str(request.status) if request.status is not None else str(request.fault),
             )
         )
