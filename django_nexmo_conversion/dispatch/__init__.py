@@ -8,9 +8,13 @@ hands the row to this process's reporter thread, the queues to their workers.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
 from collections.abc import Callable
+from typing import Any
 
+from django.core.signals import request_started
 from django.db import transaction
 
 from ..conf import get_settings
@@ -47,6 +51,27 @@ def recorded() -> None:
     conf = get_settings()
     if conf.dispatch == "background" and conf.sweep_interval:
         transaction.on_commit(background.start)
+
+
+def serving(**kwargs: Any) -> None:
+    """This process serves (a request started, a worker is ready): with
+    ``DISPATCH="background"``, it sweeps from now on, even before it marks anything, so due
+    retries, figures and alerts never wait for a mark or a command. Connected to
+    ``request_started`` (and Celery's ``worker_ready``) by the app's ``ready()``; one-off
+    commands (``migrate``, ``shell``, ...) serve nothing and so never start it."""
+    conf = get_settings()
+    if conf.dispatch == "background" and conf.sweep_interval:
+        background.start()
+
+
+def connect_serving() -> None:
+    """Start sweeping when this process starts serving (see :func:`serving`)."""
+    request_started.connect(serving, dispatch_uid="django_nexmo_conversion.serving")
+    if "celery" in sys.modules:
+        # A Celery worker has imported celery before Django's apps are ready; a web process
+        # that merely can enqueue has too, and its worker_ready never comes.
+        worker_ready = importlib.import_module("celery.signals").worker_ready
+        worker_ready.connect(serving, dispatch_uid="django_nexmo_conversion.serving", weak=False)
 
 
 def enqueue(send: Callable[[int], None], conversion_pk: int) -> None:

@@ -33,6 +33,7 @@ from django.dispatch import receiver
 from ..conf import SETTING_NAME, get_settings
 from ..reporting.engine import ReportResult, report_conversions
 from ..reporting.sweep import report_due
+from .retries import RetryTimer, earliest
 
 logger = logging.getLogger("django_nexmo_conversion")
 
@@ -60,6 +61,8 @@ class BackgroundReporter:
         #: Keys submitted whose run has not finished yet (for :meth:`flush`).
         self._outstanding = 0
         self._idle = threading.Condition(self._lock)
+        #: Transient answers of this thread's runs, retried at their due time (thread only).
+        self._retries = RetryTimer()
 
     # --- the callers' side ---------------------------------------------------------------------
 
@@ -131,20 +134,25 @@ class BackgroundReporter:
         next_sweep = self._after_interval()
         try:
             while not self._stopping.is_set():
-                pks = self._take(timeout=self._until(next_sweep))
-                if pks:
-                    self._work(
-                        functools.partial(
-                            report_conversions, pks, should_stop=self._stopping.is_set
-                        ),
-                        len(pks),
-                    )
+                pks = self._take(
+                    timeout=self._until(earliest(next_sweep, self._retries.next_due()))
+                )
+                due = self._retries.take_due()
+                if pks or due:
+                    self._work(functools.partial(self._report, [*pks, *due]), len(pks))
                 if next_sweep is not None and time.monotonic() >= next_sweep:
                     self._work(functools.partial(report_due, should_stop=self._stopping.is_set), 0)
                     next_sweep = self._after_interval()
         finally:
             # The thread's own connection: nobody else would ever close it.
             connections.close_all()
+
+    def _report(self, pks: list[int]) -> ReportResult:
+        """Report ``pks`` if due; those that come back transient are retried at their due time."""
+        result = report_conversions(pks, should_stop=self._stopping.is_set)
+        if result.retrying:
+            self._retries.schedule(pks)
+        return result
 
     def _take(self, *, timeout: float | None) -> list[int]:
         """The keys that arrived together: block for the first, then take what is there."""
