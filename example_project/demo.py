@@ -1,11 +1,14 @@
 #!/usr/bin/env python
-"""``make demo``: the demo site, the Conversion API sandbox and a report loop, in one process.
+"""``make demo``: the demo site and the Conversion API sandbox, in one process.
 
 1. migrate the SQLite database and create the superuser admin / admin if missing;
 2. start the sandbox (a local stand-in for the Conversion API) in a background thread;
-3. start a background report loop, which is what ``manage.py report_conversions --loop``
-   does in production: it retries what failed;
-4. run the site with ``runserver`` in the foreground. Ctrl-C (or SIGTERM) stops all three.
+3. run the site with ``runserver`` in the foreground. Ctrl-C (or SIGTERM) stops both.
+
+Reporting needs nothing more: the app's default dispatch, ``background``, reports each mark
+right after it commits from the site's own reporter thread, retries at the due time, and
+sweeps every ``SWEEP_INTERVAL`` seconds (5 in the demo's settings) from the first request on,
+counting the figures the dashboard's chart and the Insights page show. No command, no cron.
 
 Environment: ``DEMO_PORT`` (default 8000), ``DEMO_SANDBOX_PORT`` (default 8787),
 ``DEMO_DB_PATH`` (default ``example_project/db.sqlite3``).
@@ -23,7 +26,6 @@ from types import FrameType
 
 HERE = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
-REPORT_INTERVAL = 1.0  # seconds between runs of the background report loop
 ADMIN_USERNAME = ADMIN_PASSWORD = "admin"
 
 
@@ -63,35 +65,6 @@ def ensure_superuser() -> bool:
         return False
     users.create_superuser(ADMIN_USERNAME, "admin@example.com", ADMIN_PASSWORD)
     return True
-
-
-class ReportLoop(threading.Thread):
-    """Report due conversions every ``interval`` seconds until stopped (retries, mostly)."""
-
-    def __init__(self, interval: float) -> None:
-        super().__init__(name="demo-report-loop", daemon=True)
-        self.interval = interval
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        from django.db import close_old_connections
-
-        from django_nexmo_conversion import report_pending
-
-        while not self.stopping.wait(self.interval):
-            try:
-                result = report_pending(should_stop=self.stopping.is_set)
-            except Exception as exc:  # keep the demo alive; say what went wrong
-                print(f"[report loop] run failed: {type(exc).__name__}: {exc}", flush=True)
-                continue
-            finally:
-                close_old_connections()
-            if result.attempted:
-                print(f"[report loop] {result.summary()}", flush=True)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.join(timeout=10)
 
 
 def banner(site_url: str, sandbox_url: str, db_path: str) -> str:
@@ -183,8 +156,6 @@ def main() -> int:
         print(f"      ({exc})", file=sys.stderr)
         return 1
     sandbox_link.attach(sandbox)
-    loop = ReportLoop(REPORT_INTERVAL)
-    loop.start()
     stop_on_signals()
     print(banner(site_url, sandbox.base_url, db_path), flush=True)
     try:
@@ -193,10 +164,9 @@ def main() -> int:
     except (KeyboardInterrupt, SystemExit):
         pass  # runserver turns Ctrl-C into SystemExit(0); either way, shut down below
     finally:
-        loop.stop()
         sandbox_link.attach(None)
         sandbox.stop()
-        print("Demo stopped: site, report loop and sandbox are down.", flush=True)
+        print("Demo stopped: site and sandbox are down.", flush=True)
     return 0
 
 

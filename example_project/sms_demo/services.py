@@ -29,13 +29,14 @@ def send_code(*, to: str, sandbox_answer: str = "ok") -> tuple[SentMessage, str]
 def convert(*, message: SentMessage, delivered: bool = True) -> Conversion:
     """The user acted on the SMS (``delivered=True``), or it never arrived (``False``).
 
-    The conversion row is written in this transaction; with ``DISPATCH="on_commit"`` it is
-    POSTed to the Conversion API as soon as the transaction commits.
+    The conversion row is written in this transaction; with the default
+    ``DISPATCH="background"`` the site's reporter thread POSTs it to the Conversion API as
+    soon as the transaction commits (the request does not wait for the answer).
     """
     with transaction.atomic():
         return mark_converted(message, delivered=delivered)
 
 
 def retry(*, message: SentMessage) -> int:
-    """Make a failed (or waiting) conversion due now; the report loop sends it next."""
+    """Make a failed (or waiting) conversion due now; the next sweep sends it."""
     return retry_now(Conversion.objects.filter(message=message))

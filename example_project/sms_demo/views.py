@@ -26,7 +26,8 @@ def _render_home(request: HttpRequest, form: SendForm, status: int = 200) -> Htt
         "sandbox": sandbox_link.attached(),
         "received": sandbox_link.received(),
         "base_url": settings.NEXMO_CONVERSION["BASE_URL"],
-        "dispatch": settings.NEXMO_CONVERSION["DISPATCH"],
+        "dispatch": settings.NEXMO_CONVERSION.get("DISPATCH", "background"),
+        "sweep_interval": settings.NEXMO_CONVERSION.get("SWEEP_INTERVAL", 30),
         "reply_form": ReplyForm(),
         "inbound_url": _inbound_url(request),
     }
@@ -86,7 +87,7 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
     services.retry(message=message)
     messages.info(
         request,
-        _("Conversion of %(id)s is due again; the report loop sends it within a second or two.")
+        _("Conversion of %(id)s is due again; the next sweep sends it within a few seconds.")
         % {"id": message.message_id},
     )
     return redirect("sms_demo:home")
