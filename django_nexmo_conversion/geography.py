@@ -14,7 +14,15 @@ from typing import Any
 
 import phonenumbers
 
-__all__ = ["country_label", "country_of", "is_region", "network_label", "operators"]
+__all__ = [
+    "country_label",
+    "country_of",
+    "is_region",
+    "network_label",
+    "operators",
+    "prefix_of",
+]
+
 
 def is_region(code: object) -> bool:
     """Whether ``code`` is an ISO 3166-1 alpha-2 region ``phonenumbers`` can parse numbers for."""
@@ -45,6 +53,24 @@ def country_of(number: str, default_region: str | None = None) -> str:
             region = phonenumbers.region_code_for_country_code(candidate.country_code or 0)
             return "" if region == phonenumbers.UNKNOWN_REGION else region
     return ""
+
+
+def prefix_of(number: str, digits: int, default_region: str | None = None) -> str:
+    """The number's country calling code and the first ``digits`` digits after it
+    (``"447700900123"`` -> ``"4477009"`` for 5), or ``""`` when no country calling code can be
+    read. What the send guard counts by (``SentMessage.prefix``)."""
+    bare = number.lstrip("+")
+    if not bare:
+        return ""
+    parsed = _parse(f"+{bare}", None)
+    if (parsed is None or not phonenumbers.is_possible_number(parsed)) and default_region:
+        parsed = _parse(bare, default_region) or parsed
+    if parsed is None or not parsed.country_code:
+        return ""
+    if phonenumbers.region_code_for_country_code(parsed.country_code) == "ZZ":
+        return ""
+    national = phonenumbers.national_significant_number(parsed)
+    return f"{parsed.country_code}{national[:digits]}"
 
 
 def _parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:

@@ -30,6 +30,7 @@ from .validation import (
     clean_delivered,
     clean_message_id,
     clean_network,
+    clean_price,
     clean_recipient,
     clean_sms_response,
     clean_target,
@@ -41,14 +42,22 @@ logger = logging.getLogger("django_nexmo_conversion")
 
 def _recipient_fields(recipient: object) -> dict[str, str]:
     """``recipient`` and ``recipient_hash`` as ``RECIPIENT_STORAGE`` says (see ``privacy``),
-    and the number's ``country``, taken from the full number whatever is stored of it."""
+    and the number's ``country`` and ``prefix`` (for the send guard), taken from the full
+    number whatever is stored of it."""
     number = clean_recipient(recipient)
     stored = privacy.store(number)
-    country = geography.country_of(number, get_settings().default_region) if number else ""
+    settings = get_settings()
+    country = geography.country_of(number, settings.default_region) if number else ""
+    prefix = (
+        geography.prefix_of(number, settings.guard.prefix_digits, settings.default_region)
+        if number
+        else ""
+    )
     return {
         "recipient": stored.recipient,
         "recipient_hash": stored.recipient_hash,
         "country": country,
+        "prefix": prefix,
     }
 
 
@@ -158,6 +167,7 @@ def record_sms_response(
                 **shared,
                 **_recipient_fields(part.get("to")),
                 "network": clean_network(part.get("network")),
+                "price": clean_price(part.get("message-price", part.get("message_price"))),
             },
         )
         for part in accepted

@@ -25,6 +25,9 @@ __all__ = [
     "ConversionAttempt",
     "ConversionDashboard",
     "ConversionStat",
+    "GuardEvent",
+    "GuardRule",
+    "GuardTally",
     "InboundMessage",
     "MarkOutcome",
     "Outcome",
@@ -79,6 +82,11 @@ class SentMessage(models.Model):
     #: MCCMNC of the network that took the message: the SMS response's ``network``, or a
     #: delivery receipt's ``network-code``.
     network = models.CharField(_("network"), max_length=6, blank=True, default="")
+    #: The number's country calling code plus ``GUARD["PREFIX_DIGITS"]`` digits, kept
+    #: whatever RECIPIENT_STORAGE says (like ``country``): what the send guard counts by.
+    prefix = models.CharField(_("prefix"), max_length=16, blank=True, default="")
+    #: What the SMS API said the message cost (its ``message-price``), when it said.
+    price = models.DecimalField(_("price"), max_digits=14, decimal_places=8, null=True, blank=True)
     #: Whether the rollups (``ConversionStat``) count this message yet: recording only
     #: inserts the row, and the next sweep counts it (``folding.fold``), so no request waits
     #: on a shared counter row.
@@ -369,3 +377,104 @@ class ConversionAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.by} {self.key}"
+
+
+# --- the send guard (``guard``): its rules, the checks it saw, and its counts -------------------
+
+
+class GuardRule(models.Model):
+    """A person's decision for a destination: allow or block a number, a prefix or a
+    country, until ``expires_at`` (never when empty). A rule always wins over the signals;
+    the most specific rule wins (number, then the longest prefix, then country), and
+    ``allow`` wins a tie. A number is kept as its keyed hash, never in clear."""
+
+    class Action(models.TextChoices):
+        ALLOW = "allow", _("allow")
+        BLOCK = "block", _("block")
+
+    class Kind(models.TextChoices):
+        NUMBER = "number", _("number")
+        PREFIX = "prefix", _("prefix")
+        COUNTRY = "country", _("country")
+
+    action = models.CharField(_("action"), max_length=5, choices=Action.choices)
+    kind = models.CharField(_("applies to"), max_length=7, choices=Kind.choices)
+    #: A prefix's digits, a country's ISO code, or a number's keyed hash.
+    value = models.CharField(_("value"), max_length=64)
+    #: What a person sees of the value (a number's last digits only).
+    label = models.CharField(_("destination"), max_length=32, blank=True, default="")
+    note = models.CharField(_("note"), max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    created_by = models.CharField(_("created by"), max_length=150, blank=True, default="")
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("send guard rule")
+        verbose_name_plural = _("send guard rules")
+        indexes: ClassVar = [
+            models.Index(fields=["kind", "value"], name="nexmo_conv_guard_rule_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.kind} {self.label or self.value}"
+
+
+class GuardEvent(models.Model):
+    """One check the guard made: short-lived (the sweeps delete it after two days), for the
+    windows the bursts, sequences and velocity are counted in, and for the decisions shown.
+    Numbers and requesters are kept as keyed hashes only."""
+
+    at = models.DateTimeField(_("checked at"))
+    prefix = models.CharField(_("prefix"), max_length=16, blank=True, default="")
+    country = models.CharField(_("country"), max_length=2, blank=True, default="")
+    number_hash = models.CharField(max_length=32, editable=False)
+    #: Keyed hash of the number without its last two digits: its block of a hundred.
+    block_hash = models.CharField(max_length=32, editable=False)
+    client_hash = models.CharField(max_length=32, blank=True, default="", editable=False)
+    action = models.CharField(_("action"), max_length=5)
+    #: The first reason's code ("" for a plain allow).
+    reason = models.CharField(_("reason"), max_length=20, blank=True, default="")
+
+    class Meta:
+        verbose_name = _("send guard decision")
+        verbose_name_plural = _("send guard decisions")
+        indexes: ClassVar = [
+            models.Index(fields=["at"], name="nexmo_conv_guard_at_idx"),
+            models.Index(fields=["prefix", "at"], name="nexmo_conv_guard_prefix_idx"),
+            models.Index(fields=["country", "at"], name="nexmo_conv_guard_country_idx"),
+            models.Index(fields=["block_hash", "at"], name="nexmo_conv_guard_block_idx"),
+            models.Index(fields=["client_hash", "at"], name="nexmo_conv_guard_client_idx"),
+            models.Index(fields=["action", "at"], name="nexmo_conv_guard_action_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.prefix}"
+
+
+class GuardTally(models.Model):
+    """Sends and conversions per destination and ten minutes of sending, counted by the
+    sweeps' fold (``rollups.guard``) so a check reads a few hundred small rows at most.
+    ``kind``: ``p`` a prefix (split by network), ``c`` a country, ``n`` a network, ``*``
+    the whole site."""
+
+    kind = models.CharField(max_length=1)
+    name = models.CharField(max_length=16, blank=True, default="")
+    network = models.CharField(max_length=6, blank=True, default="")
+    bucket = models.DateTimeField()
+    sent = models.BigIntegerField(default=0)
+    converted = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("send guard count")
+        verbose_name_plural = _("send guard counts")
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["kind", "name", "network", "bucket"], name="nexmo_conv_guard_tally_unique"
+            ),
+        ]
+        indexes: ClassVar = [
+            models.Index(fields=["bucket"], name="nexmo_conv_guard_bucket_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name} {self.bucket:%Y-%m-%d %H:%M} {self.converted}/{self.sent}"

@@ -6,6 +6,8 @@
   ``MAX_ATTEMPTS`` used up); also carries ``status_code`` and ``error``.
 - ``conversion_rate_low``: a new low-conversion alert (``sender=ConversionAlert``,
   ``alert=<insights.Alert>``), sent once when it is raised, not on every look.
+- ``send_blocked``: the send guard refused a send (``sender=guard.Decision``,
+  ``decision=``, ``to_country=``, ``prefix=``); not sent in monitor mode.
 """
 
 from django.dispatch import Signal
@@ -14,3 +16,4 @@ conversion_marked = Signal()
 conversion_reported = Signal()
 conversion_failed = Signal()
 conversion_rate_low = Signal()
+send_blocked = Signal()

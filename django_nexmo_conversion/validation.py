@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -76,6 +77,21 @@ def clean_network(network: object) -> str:
             f"network must be an MCCMNC code (5 or 6 digits), got {network!r}."
         )
     return network
+
+
+def clean_price(price: object) -> Decimal | None:
+    """The SMS API's ``message-price`` (a decimal string such as ``"0.03330000"``) as a
+    Decimal, or None when absent or unreadable: a price is informative, never a reason to
+    refuse a response."""
+    if price is None or price == "" or isinstance(price, bool):
+        return None
+    try:
+        value = Decimal(str(price))
+    except (InvalidOperation, ValueError):
+        return None
+    if not value.is_finite() or value < 0 or value >= 10**6:
+        return None
+    return value.quantize(Decimal("0.00000001"))
 
 
 def clean_timestamp(value: object, *, name: str = "timestamp") -> datetime:

@@ -234,3 +234,39 @@ class FixedAnswerServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+def sent_history(
+    numbers: list[str],
+    *,
+    sent_at: datetime,
+    converted: int = 0,
+    network: str = "",
+    price: str | None = None,
+    fold: bool = True,
+    id_prefix: str = "H",
+) -> list[Any]:
+    """Sends to ``numbers`` at ``sent_at`` (recorded as ``record_sms_response`` records
+    them, with ``network`` and ``price``), the first ``converted`` of them converted a minute
+    later; folded into the counts unless ``fold=False`` (the send guard's history)."""
+    from datetime import timedelta
+
+    from django_nexmo_conversion import record_message
+    from django_nexmo_conversion.models import SentMessage
+    from django_nexmo_conversion.rollups import fold as fold_counts
+
+    messages = []
+    start = SentMessage.objects.count()
+    for index, number in enumerate(numbers):
+        message = record_message(
+            f"{id_prefix}{start + index:08d}", recipient=number, sent_at=sent_at
+        )
+        if network or price is not None:
+            SentMessage.objects.filter(pk=message.pk).update(network=network, price=price)
+            message.refresh_from_db()
+        messages.append(message)
+    for message in messages[:converted]:
+        mark_converted(message, timestamp=sent_at + timedelta(minutes=1))
+    if fold:
+        fold_counts()
+    return messages

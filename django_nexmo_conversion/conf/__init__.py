@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -24,6 +24,7 @@ from django.dispatch import receiver
 from ..transport.signing import SIGNATURE_METHODS
 from ..transport.wire import AUTH_MODES, Account
 from .engines import missing_engine
+from .guard import GuardSettings, guard_settings
 from .values import (
     SETTING_NAME,
     Parser,
@@ -119,6 +120,8 @@ DEFAULTS: dict[str, Any] = {
     "ALERT_WINDOW": 3600,
     "ALERT_MIN_MESSAGES": 100,
     "ALERT_MIN_RATE": 0.1,
+    # The send guard (``guard``): mode, fail mode and thresholds (``conf.guard``).
+    "GUARD": {},
 }
 
 #: Environment variables read when a credential is not in the settings dict, in order.
@@ -177,6 +180,7 @@ class ConversionSettings:
     auth: str = "basic"
     proxies: Mapping[str, str | None] | None = None
     verify: bool | str | None = None
+    guard: GuardSettings = field(default_factory=GuardSettings)
 
     def account_for(self, api_key: str | None) -> Account:
         """The credentials to report a message sent with ``api_key`` (default account otherwise)."""
@@ -246,6 +250,7 @@ SPECS: dict[str, tuple[str, Parser]] = {
         alert_number(minimum=1, maximum=10**9, default=100, whole=True),
     ),
     "ALERT_MIN_RATE": ("alert_min_rate", alert_number(minimum=0, maximum=1, default=0.1)),
+    "GUARD": ("guard", guard_settings),
 }
 
 

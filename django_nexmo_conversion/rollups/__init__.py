@@ -19,7 +19,7 @@ import logging
 
 from django.db import DatabaseError
 
-from . import by_status, counters, rates
+from . import by_status, counters, guard, rates
 
 logger = logging.getLogger("django_nexmo_conversion")
 
@@ -36,6 +36,7 @@ def fold(*, batch_size: int = 1000) -> int:
         rates.fold_conversions,
         by_status.fold_statuses,
         by_status.fold_deletions,
+        guard.prune,
     )
     for step in steps:
         while True:  # batches until one comes back short

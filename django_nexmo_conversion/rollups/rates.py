@@ -26,7 +26,7 @@ from ..models import (
     ConversionStat,
     SentMessage,
 )
-from . import counters
+from . import counters, guard
 
 __all__ = [
     "COUNT_FIELDS",
@@ -93,6 +93,7 @@ def fold_messages(*, batch_size: int) -> int:
             if message.parent_id is None:  # parts 2..n of a long SMS are not counted
                 counters.tally(totals, key_of(message), _sent_deltas(message.delivery_status))
         counters.add_all(ConversionStat, totals, counts=COUNT_FIELDS)
+        guard.tally_sends(messages)
         SentMessage.objects.filter(pk__in=[m.pk for m in messages]).update(counted=True)
     return len(messages)
 
@@ -113,6 +114,7 @@ def fold_conversions(*, batch_size: int) -> int:
                 deltas = _converted_deltas(message.sent_at, conversion.timestamp)
                 counters.tally(totals, key_of(message), deltas)
         counters.add_all(ConversionStat, totals, counts=COUNT_FIELDS)
+        guard.tally_conversions(conversions)
         Conversion.objects.filter(pk__in=[c.pk for c in conversions]).update(counted=True)
     return len(conversions)
 
