@@ -24,6 +24,7 @@ from .exceptions import ConversionInputError
 from .models import Conversion, ConversionAttempt, InboundMessage, SentMessage, Status
 from .rollups import fold
 from .rollups.by_status import settled_deletion
+from .rollups.counters import take_write_lock
 
 #: Messages with no conversion at all.
 UNCONVERTED = "unconverted"
@@ -132,10 +133,11 @@ def purge(
     if dry_run:
         return _counts(purgeable(cutoff, chosen), cutoff)
     # The rollups keep the history of what is purged: count whatever the sweeps have not
-    # counted yet before it goes.
+    # counted yet before it goes (what is recorded or marked from now on stays this time).
+    started = timezone.now()
     fold()
     result = PurgeResult()
-    _delete_sends(purgeable(cutoff, chosen), batch_size, result)
+    _delete_sends(purgeable(cutoff, chosen), batch_size, result, chosen, started)
     # Then the replies left answering nothing (deleting their messages set them to NULL).
     _delete_replies(unanswered_replies(cutoff), batch_size, result)
     return result
@@ -157,15 +159,67 @@ def _key_batches(rows: models.QuerySet[Any], batch_size: int) -> Iterator[list[i
         last = batch[-1]
 
 
+def _still_purgeable(ids: list[int], statuses: tuple[str, ...], started: datetime) -> list[int]:
+    """Of the sends ``ids`` chosen a moment ago, those still to delete, judged again with
+    their rows locked until the batch commits.
+
+    Live traffic may have changed them since they were chosen: a conversion marked (its
+    message must stay, whatever ``statuses`` says: nothing marked is lost), a part claimed, a
+    send recorded after the purge's count (it goes once a sweep has counted it). The messages
+    are locked first: a conversion inserted for one of them now waits for this batch (its
+    foreign key locks the message), so no mark can slip in between this check and the delete
+    — nor fail it with a foreign-key error at commit. The conversions are read with a locking
+    read, which sees every committed row, even under MariaDB's REPEATABLE READ snapshot.
+    """
+    take_write_lock(SentMessage, "counted")  # SQLite: a writer before it reads
+    sends = models.Q(pk__in=ids) | models.Q(parent_id__in=ids)
+    messages = list(
+        SentMessage.objects.select_for_update()
+        .filter(sends)
+        .order_by("pk")
+        .values_list("pk", "parent_id", "counted")
+    )
+    conversions = {
+        message_id: (status, counted, created_at)
+        for message_id, status, counted, created_at in Conversion.objects.select_for_update()
+        .filter(message_id__in=[pk for pk, _parent, _counted in messages])
+        .order_by("pk")
+        .values_list("message_id", "status", "counted", "created_at")
+    }
+    kept = {s.value for s in Status if s.value not in statuses}
+    spoiled: set[int] = set()
+    for pk, parent, counted in messages:
+        head = parent or pk
+        conversion = conversions.get(pk)
+        if not counted:
+            spoiled.add(head)  # recorded since the purge's count: not counted yet
+        if conversion is None:
+            if pk == head and UNCONVERTED not in statuses:
+                spoiled.add(head)
+            continue
+        status, conversion_counted, created_at = conversion
+        fresh = created_at >= started or not conversion_counted
+        if fresh or status in kept or (pk == head and status not in statuses):
+            spoiled.add(head)
+    return [pk for pk in ids if pk not in spoiled]
+
+
 def _delete_sends(
-    heads: models.QuerySet[SentMessage], batch_size: int, result: PurgeResult
+    heads: models.QuerySet[SentMessage],
+    batch_size: int,
+    result: PurgeResult,
+    statuses: tuple[str, ...],
+    started: datetime,
 ) -> None:
-    for ids in _key_batches(heads, batch_size):
+    for chosen in _key_batches(heads, batch_size):
+        result.batches += 1
+        ids = _still_purgeable(chosen, statuses, started)
+        if not ids:
+            continue
         sends = models.Q(pk__in=ids) | models.Q(parent_id__in=ids)
         conversions = Conversion.objects.filter(message__in=SentMessage.objects.filter(sends))
         with settled_deletion(conversions):
             _total, per_model = SentMessage.objects.filter(sends).delete()
-        result.batches += 1
         result.messages += per_model.get(SentMessage._meta.label, 0)
         result.conversions += per_model.get(Conversion._meta.label, 0)
         result.attempts += per_model.get(ConversionAttempt._meta.label, 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import threading
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -9,10 +11,11 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from django_nexmo_conversion import insights, mark_converted, record_message
 from django_nexmo_conversion.choices import ReplyOutcome
 from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.models import (
@@ -226,3 +229,89 @@ def test_purge_result_summary() -> None:
     assert PurgeResult(1, 2, 3, inbound=4).summary() == (
         "1 message(s), 2 conversion(s), 3 attempt(s), 4 inbound message(s)"
     )
+
+
+# --- a purge beside live traffic -----------------------------------------------------------------
+
+#: The purge's walk for the keys of its next batch (not a locking read, not the fold's).
+KEYS_QUERY = re.compile(r"""^\s*SELECT\b.*sent_at[`"]?\s*<(?!.*FOR UPDATE)""", re.S | re.I)
+
+
+def after_the_purge_picks_its_batch(action: Any, *, before: bool = False) -> Any:
+    """An execute wrapper running ``action`` once, right after (or before) the purge's first
+    query for a batch's keys: what live traffic can do between its choice and its delete."""
+    done: list[bool] = []
+
+    def wrapper(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        ripe = not done and KEYS_QUERY.search(sql) is not None
+        if ripe and before:
+            done.append(True)
+            action()
+        result = execute(sql, params, many, context)
+        if ripe and not before:
+            done.append(True)
+            action()
+        return result
+
+    wrapper.done = done  # type: ignore[attr-defined]
+    return wrapper
+
+
+def in_another_connection(work: Any) -> None:
+    """Run ``work`` in a thread of its own (its own connection, its own commit) and wait."""
+    raised: list[BaseException] = []
+
+    def thread() -> None:
+        try:
+            work()
+        except BaseException as exc:  # pragma: no cover - asserted below
+            raised.append(exc)
+        finally:
+            connections.close_all()
+
+    runner = threading.Thread(target=thread)
+    runner.start()
+    runner.join(timeout=60)
+    assert not runner.is_alive()
+    assert not raised, raised
+
+
+@pytest.mark.parametrize("where", ["same transaction", "another connection"])
+@pytest.mark.django_db(transaction=True)
+def test_a_conversion_marked_while_the_purge_runs_is_never_deleted(where: str) -> None:
+    if where == "another connection" and connection.vendor == "sqlite":
+        pytest.skip("SQLite has one writer at a time: no mark commits inside a purge's batch")
+    old = message("RACE-OLD")  # never converted: the purge picks it
+    insights.refresh()
+
+    def mark() -> None:
+        mark_converted("RACE-OLD")
+
+    action = mark if where == "same transaction" else lambda: in_another_connection(mark)
+    hook = after_the_purge_picks_its_batch(action)
+    with connection.execute_wrapper(hook):
+        purge(older_than=timedelta(days=30))  # neither loses the mark nor fails
+
+    assert hook.done
+    conversion = Conversion.objects.get(message__message_id="RACE-OLD")
+    assert conversion.status == Status.PENDING
+    assert conversion.message_id == old.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_old_send_recorded_after_the_purges_count_is_counted_before_it_goes() -> None:
+    message("COUNTED-OLD")
+    insights.refresh()
+
+    def record() -> None:
+        record_message("LATE-OLD", sent_at=timezone.now() - OLD)
+
+    hook = after_the_purge_picks_its_batch(record, before=True)
+    with connection.execute_wrapper(hook):
+        purge(older_than=timedelta(days=30))
+    assert hook.done
+    purge(older_than=timedelta(days=30))  # a later purge (or a sweep) counts it first
+
+    assert not SentMessage.objects.exists()
+    sent = sum(row.sent for row in insights.conversion_rates(by="channel"))
+    assert sent == 2
