@@ -23,11 +23,11 @@ GUARD_DEFAULTS: dict[str, Any] = {
     "FAIL": "open",
     "PREFIX_DIGITS": 5,
     # Conversion collapse: sends older than CONVERSION_WAIT, in the last RATE_WINDOW.
-    "CONVERSION_WAIT": 600,
+    "CONVERSION_WAIT": 300,
     "RATE_WINDOW": 24 * 3600,
     "MIN_RATE": 0.2,
     "MIN_SENDS": 10,
-    "SMOOTHING": 10,
+    "SMOOTHING": 5,
     # Bursts: checks for one prefix in BURST_WINDOW above max(BURST_MIN, BURST_FACTOR x its
     # usual volume); a country with no sends in RATE_WINDOW gets NEW_DESTINATION_MAX.
     "BURST_WINDOW": 600,
@@ -68,11 +68,11 @@ class GuardSettings:
     mode: str = "off"
     fail: str = "open"
     prefix_digits: int = 5
-    conversion_wait: float = 600
+    conversion_wait: float = 300
     rate_window: float = 24 * 3600
     min_rate: float = 0.2
     min_sends: int = 10
-    smoothing: float = 10
+    smoothing: float = 5
     burst_window: float = 600
     burst_min: int = 15
     burst_factor: float = 5

@@ -32,7 +32,7 @@ from .decide import BLOCKING, REASON_CODES, Decision, decide, outcome
 from .live import evidence, record, target_of
 
 if TYPE_CHECKING:
-    from .replay import ReplayResult
+    from .backtest import ReplayResult
 
 __all__ = [
     "BLOCKING",
@@ -134,7 +134,7 @@ async def aenforce(to: object, *, channel: str = "sms", client: object = None) -
 
 
 def replay(*, days: float = 7, now: datetime | None = None) -> ReplayResult:
-    """Judge the sends of the last ``days`` with the current settings (``guard.replay``)."""
-    from .replay import replay as run
+    """Judge the sends of the last ``days`` with the current settings (``guard.backtest``)."""
+    from .backtest import replay as run
 
     return run(days=days, now=now)

@@ -1,6 +1,6 @@
 """The guard's judgement, apart from where the figures come from: :func:`decide` turns the
 evidence about one destination (:class:`Evidence`) into a :class:`Decision`. The live check
-(``guard.live``) reads the evidence from the database, the replay (``guard.replay``) from
+(``guard.live``) reads the evidence from the database, the replay (``guard.backtest``) from
 the recorded history; both decide here, so a replay judges exactly as a check would.
 """
 

@@ -34,7 +34,7 @@ class Command(BaseCommand):
             f"{result.until:%Y-%m-%d %H:%M} UTC)",
             f"Would have blocked: {result.blocked} ({share:.2%})",
             f"  of which converted (false positives): {result.blocked_converted}",
-            f"  cost of the blocked sends: {result.blocked_cost}"
+            f"  cost of the blocked sends: {result.blocked_cost.normalize():f}"
             + (f" (+{result.blocked_unpriced} without a price)" if result.blocked_unpriced else ""),
         ]
         for code, count in result.by_reason.most_common():

@@ -52,7 +52,7 @@ class ReplayResult:
         data.update(
             since=self.since.isoformat(),
             until=self.until.isoformat(),
-            blocked_cost=str(self.blocked_cost),
+            blocked_cost=f"{self.blocked_cost.normalize():f}",
             by_reason=dict(self.by_reason.most_common()),
             by_prefix=dict(self.by_prefix.most_common(20)),
             skipped_signals=list(self.skipped_signals),
