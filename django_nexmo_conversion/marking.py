@@ -24,6 +24,7 @@ from .conf import get_settings
 from .exceptions import ConversionInputError
 from .models import Conversion, SentMessage
 from .validation import (
+    canonical_message_id,
     clean_api_key,
     clean_channel,
     clean_conversion_time,
@@ -35,6 +36,8 @@ from .validation import (
     clean_sms_response,
     clean_target,
     clean_timestamp,
+    looks_like_a_call_id,
+    message_id_forms,
 )
 
 logger = logging.getLogger("django_nexmo_conversion")
@@ -61,11 +64,23 @@ def _recipient_fields(recipient: object) -> dict[str, str]:
     }
 
 
+def find_message(channel: str, message_id: str) -> SentMessage | None:
+    """The recorded message ``message_id`` names, whatever its letter case: stored in
+    canonical case (``validation.canonical_message_id``), or, recorded before that, as given."""
+    canonical = canonical_message_id(message_id, channel)
+    rows = SentMessage.objects.filter(
+        channel=channel, message_id__in=message_id_forms(message_id, channel)
+    )
+    found = sorted(rows[:2], key=lambda row: row.message_id != canonical)
+    return found[0] if found else None
+
+
 def _record(channel: str, message_id: str, fields: dict[str, Any]) -> SentMessage:
     """Get or create the message (the rollups count it at the next sweep: ``folding.fold``)."""
-    found = SentMessage.objects.filter(channel=channel, message_id=message_id).first()
+    found = find_message(channel, message_id)
     if found is not None:
         return found
+    message_id = canonical_message_id(message_id, channel)
     try:
         with _only_in_a_transaction():
             message = SentMessage.objects.create(channel=channel, message_id=message_id, **fields)
@@ -282,6 +297,19 @@ def _send_of(sent: SentMessage) -> list[SentMessage]:
     return [sent, *others]
 
 
+def _warn_if_a_call_id(message_id: str, channel: str) -> None:
+    """A call's UUID marked as an SMS that was never recorded: most likely a forgotten
+    ``channel="voice"`` (it would be reported to the SMS endpoint and never match)."""
+    if channel != Channel.SMS or not looks_like_a_call_id(message_id):
+        return
+    if find_message(Channel.SMS, message_id) is None:
+        logger.warning(
+            'mark_converted(%r) with channel="sms": this id looks like a call\'s UUID and no '
+            'SMS was recorded with it. For a call, pass channel="voice".',
+            message_id,
+        )
+
+
 def mark_converted(
     message: SentMessage | str,
     *,
@@ -304,6 +332,7 @@ def mark_converted(
             raise ConversionInputError("message must be a saved SentMessage.")
         sent = message
     elif isinstance(message, str):
+        _warn_if_a_call_id(message, clean_channel(channel))
         # Recorded on the fly, the message was sent no later than it converted.
         sent = record_message(
             message, channel=clean_channel(channel), sent_at=min(at, timezone.now())

@@ -44,6 +44,35 @@ def clean_message_id(message_id: object) -> str:
     return message_id
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+def canonical_message_id(message_id: str, channel: str) -> str:
+    """``message_id`` in Vonage's own letter case: SMS message ids are upper-case hex, call
+    ids lower-case UUIDs. Ids are stored and looked up in this case, so an id that differs
+    from a recorded one only in letter case finds that one, never a second row."""
+    return message_id.upper() if channel == Channel.SMS else message_id.lower()
+
+
+def message_id_forms(message_id: str, channel: str) -> list[str]:
+    """The ids a lookup matches: the canonical one, ``message_id`` as given and in either
+    case (a row recorded before ids were stored in canonical case keeps the case it was
+    recorded in). A few exact values, so the unique index serves the lookup."""
+    return sorted(
+        {
+            canonical_message_id(message_id, channel),
+            message_id,
+            message_id.upper(),
+            message_id.lower(),
+        }
+    )
+
+
+def looks_like_a_call_id(message_id: str) -> bool:
+    """A UUID: what the Voice API calls are named by (SMS message ids are 16 hex digits)."""
+    return bool(_UUID.fullmatch(message_id))
+
+
 def clean_channel(channel: object) -> str:
     if channel not in Channel.values:
         raise ConversionInputError(

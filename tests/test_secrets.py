@@ -48,21 +48,21 @@ PLAIN_KEY, SIGNED_KEY, WRONG_KEY = "key-plain", "key-signed", "key-wrong"
 
 #: message id -> (api key, scripted answers from the sandbox)
 SCENARIO: dict[str, tuple[str, tuple[Any, ...]]] = {
-    "ok-plain": (PLAIN_KEY, ()),
-    "ok-signed": (SIGNED_KEY, ()),
-    "acct-401": (PLAIN_KEY, (401,)),
-    "acct-402": (SIGNED_KEY, (402,)),
-    "err-500": (PLAIN_KEY, (500, 500, 500)),
-    "err-503": (SIGNED_KEY, (503,)),
-    "throttled": (PLAIN_KEY, (429,)),
-    "reject-420": (SIGNED_KEY, (420,)),
-    "reject-422": (PLAIN_KEY, (422,)),
-    "reject-423": (SIGNED_KEY, (423,)),
-    "hang": (SIGNED_KEY, ("hang",)),
-    "drop": (PLAIN_KEY, ("drop",)),
+    "OK-PLAIN": (PLAIN_KEY, ()),
+    "OK-SIGNED": (SIGNED_KEY, ()),
+    "ACCT-401": (PLAIN_KEY, (401,)),
+    "ACCT-402": (SIGNED_KEY, (402,)),
+    "ERR-500": (PLAIN_KEY, (500, 500, 500)),
+    "ERR-503": (SIGNED_KEY, (503,)),
+    "THROTTLED": (PLAIN_KEY, (429,)),
+    "REJECT-420": (SIGNED_KEY, (420,)),
+    "REJECT-422": (PLAIN_KEY, (422,)),
+    "REJECT-423": (SIGNED_KEY, (423,)),
+    "HANG": (SIGNED_KEY, ("hang",)),
+    "DROP": (PLAIN_KEY, ("drop",)),
 }
 #: A real 401 (our secret does not match the sandbox's): it halts every run, so it comes last.
-WRONG_CREDS = "wrong-creds"
+WRONG_CREDS = "WRONG-CREDS"  # SMS ids are stored in upper case
 
 
 def leaks(text: str) -> list[str]:
@@ -224,8 +224,8 @@ def test_secrets_never_leak(
     assert any(r.fault == "drop" for r in received)
     assert any(r.message_id == WRONG_CREDS and r.status == 401 for r in received)
     states = dict(Conversion.objects.values_list("message__message_id", "status"))
-    assert states["ok-plain"] == states["ok-signed"] == Status.REPORTED
-    assert states["reject-420"] == states["err-500"] == Status.FAILED
+    assert states["OK-PLAIN"] == states["OK-SIGNED"] == Status.REPORTED
+    assert states["REJECT-420"] == states["ERR-500"] == Status.FAILED
     assert states[WRONG_CREDS] == Status.PENDING  # account errors burn nothing
     # The inline dispatch met the scripted 401 and 402 and said so in the log.
     halts = [r.getMessage() for r in caplog.records if "not reported" in r.getMessage()]

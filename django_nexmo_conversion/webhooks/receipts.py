@@ -117,7 +117,11 @@ def record_receipt(receipt: DeliveryReceipt) -> SentMessage | None:
     with transaction.atomic():
         message = (
             SentMessage.objects.select_for_update()
-            .filter(channel=Channel.SMS, message_id=receipt.message_id)
+            .filter(
+                channel=Channel.SMS,
+                message_id__in=validation.message_id_forms(receipt.message_id, Channel.SMS),
+            )
+            .order_by("pk")
             .first()
         )
         if message is None:
