@@ -11,7 +11,6 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -21,7 +20,7 @@ from .changelist import SEARCH_HELP_TEXT, EstimatedCountPaginator, search_lookup
 from .notices import halt_context
 from .permissions import ReadOnlyAdminMixin, can_view_conversions
 from .views import ConversionAdminViews
-from .widgets import error_excerpt, status_badge, target_link
+from .widgets import error_excerpt, moment, status_badge, target_link
 
 # Django's admin classes are generic only in the type stubs, not at run time.
 if TYPE_CHECKING:
@@ -83,12 +82,8 @@ class ConversionAttemptInline(ReadOnlyAdminMixin, AttemptInlineBase):
 
     @admin.display(description=_("started at"))
     def started(self, attempt: ConversionAttempt) -> str:
-        # The date as the active language writes it (SHORT_DATE_FORMAT), the time to the
-        # second in 24 h: attempts seconds apart are the point of this table, and the locale
-        # time formats stop at the minute.
-        started = timezone.localtime(attempt.started_at)
-        day = formats.date_format(started, "SHORT_DATE_FORMAT")
-        return f"{day} {formats.time_format(started, 'H:i:s')}"
+        # Written as every moment of the page is (the locale time formats stop at the minute).
+        return moment(attempt.started_at)
 
     @admin.display(description=_("duration"))
     def duration_ms(self, attempt: ConversionAttempt) -> str:
@@ -154,19 +149,29 @@ class ConversionAdmin(ReadOnlyAdminMixin, ConversionAdminViews, ConversionAdminB
         "api_key_column",
         "target_column",
         "delivered",
-        "timestamp",
+        "converted_at",
         "marked_at",
     )
     _reporting_fields = (
         "status_column",
-        "attempt_count",
-        "next_attempt_at",
+        "attempts_column",
+        "next_attempt_column",
         "last_status_code",
         "last_error",
-        "reported_at",
+        "reported_at_column",
     )
     fieldsets = (
-        (None, {"fields": _message_fields}),
+        (
+            None,
+            {
+                "fields": _message_fields,
+                "description": _(
+                    "Converted at: when the person acted on the message (the time your code "
+                    "passed to mark_converted(), now by default); Nexmo receives this one. "
+                    "Marked at: when the conversion was recorded here."
+                ),
+            },
+        ),
         (_("Reporting"), {"fields": _reporting_fields}),
     )
     # Everything shown is read-only: reported data is a record, not a form.
@@ -207,9 +212,36 @@ class ConversionAdmin(ReadOnlyAdminMixin, ConversionAdminViews, ConversionAdminB
     def target_column(self, conversion: Conversion) -> str:
         return target_link(conversion.message, self.admin_site.name)
 
+    @admin.display(description=_("converted at"))
+    def converted_at(self, conversion: Conversion) -> str:
+        return moment(conversion.timestamp)
+
     @admin.display(description=_("marked at"))
     def marked_at(self, conversion: Conversion) -> str:
-        return formats.date_format(timezone.localtime(conversion.created_at), "DATETIME_FORMAT")
+        return moment(conversion.created_at)
+
+    @admin.display(description=_("next attempt at"))
+    def next_attempt_column(self, conversion: Conversion) -> str:
+        return moment(conversion.next_attempt_at)
+
+    @admin.display(description=_("reported at"))
+    def reported_at_column(self, conversion: Conversion) -> str:
+        return moment(conversion.reported_at)
+
+    @admin.display(description=_("attempts"))
+    def attempts_column(self, conversion: Conversion) -> str:
+        # attempt_count is the budget spent since the last Retry now / Report now (which give
+        # a fresh one); the table below lists every attempt ever made.
+        made = conversion.attempts.count()
+        if made == conversion.attempt_count:
+            return str(made)
+        return str(
+            _(
+                "%(budget)s since the last Retry now or Report now (of MAX_ATTEMPTS); "
+                "%(made)s in all, listed below"
+            )
+            % {"budget": conversion.attempt_count, "made": made}
+        )
 
     @admin.display(description=_("status"))
     def status_column(self, conversion: Conversion) -> str:

@@ -3,10 +3,12 @@ target, and last errors cut to a line."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.contrib.admin.utils import quote
 from django.urls import NoReverseMatch, reverse
+from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
@@ -49,3 +51,14 @@ def error_excerpt(error: str) -> str:
     # Cut to a line by CSS (with an ellipsis) and here to a bound; the tooltip has it all.
     short = Truncator(error).chars(SHORT_ERROR_LENGTH)
     return format_html('<span class="nexmo-error" title="{}">{}</span>', error, short)
+
+
+def moment(value: datetime | None) -> str:
+    """The one way the conversion page writes a moment: the date as the active language
+    writes it, month in words (never the ambiguous 12/07/2026), and the time to the second
+    in 24 h, in the current time zone: attempts seconds apart are the point of the page."""
+    if value is None:
+        return "-"
+    local = timezone.localtime(value)
+    day = formats.date_format(local, "DATE_FORMAT")
+    return f"{day}, {formats.time_format(local, 'H:i:s')}"
