@@ -14,12 +14,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import request_started
 from django.db import transaction
 
 from ..conf import get_settings
 from ..reporting.engine import report_conversions
 from . import background
+from .background import log_configuration_error
 
 logger = logging.getLogger("django_nexmo_conversion")
 
@@ -99,6 +101,9 @@ def report_inline(conversion_pk: int) -> None:
     """
     try:
         result = report_conversions([conversion_pk])
+    except ImproperlyConfigured as exc:
+        log_configuration_error(exc)
+        return
     except Exception:
         logger.exception(
             "Could not report conversion %s right after commit; it stays pending for "

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.db import close_old_connections, connections
 from django.dispatch import receiver
@@ -36,6 +37,24 @@ from ..reporting.sweep import report_due
 from .retries import RetryTimer, earliest
 
 logger = logging.getLogger("django_nexmo_conversion")
+
+_configuration_errors_logged: set[str] = set()
+
+
+def log_configuration_error(exc: ImproperlyConfigured) -> None:
+    """One log line, no stack, for settings that stop reporting (no credentials, say): the
+    message names the setting to fix. Once per message and process: every sweep and every
+    mark would meet it again, and the system checks already warned at start."""
+    message = str(exc)
+    if message in _configuration_errors_logged:
+        return
+    _configuration_errors_logged.add(message)
+    logger.error(
+        "Conversions not reported: %s They stay pending for the next sweep or "
+        "`manage.py report_conversions` once the settings are fixed.",
+        message,
+    )
+
 
 #: Keys waiting for the thread; beyond this, a mark is left to the next sweep (never lost).
 QUEUE_SIZE = 10_000
@@ -174,6 +193,9 @@ class BackgroundReporter:
             if result.halted:
                 # Everything stays pending; the next sweep tries again (one request).
                 logger.error("Background reporting halted: %s", result.error)
+        except ImproperlyConfigured as exc:
+            # The message names the setting to fix; a stack would only bury it.
+            log_configuration_error(exc)
         except Exception:
             # Never let the thread die: what failed stays pending for the next sweep.
             logger.exception("Background reporting failed; the conversions stay pending.")
@@ -277,6 +299,7 @@ def _restart_on_change(*, setting: str, **kwargs: Any) -> None:
     # The thread was started with the old SWEEP_INTERVAL: the next submit starts anew.
     if setting == SETTING_NAME:
         shutdown()
+        _configuration_errors_logged.clear()  # new settings, new errors worth a line
 
 
 os.register_at_fork(after_in_child=_forget_in_child)

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from ...conf import get_settings, setting
 from ...exceptions import ConversionInputError
 from ...retention import apply_recipient_storage
+from ..usage import UsageExitCode
 
 
-class Command(BaseCommand):
+class Command(UsageExitCode):
     help = (
         "Mask or blank the recipient numbers stored before RECIPIENT_STORAGE was tightened "
         "(full -> masked or none, masked -> none), in bounded batches."

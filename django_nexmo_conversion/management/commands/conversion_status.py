@@ -1,7 +1,8 @@
 """``manage.py conversion_status [--json]``: is reporting healthy? For cron and monitors.
 
 Exits 0 (healthy), 1 (warning) or 2 (critical), the Nagios / monitoring-plugins convention,
-so it drops into any check runner as it is. The findings are :func:`health.findings`'s.
+so it drops into any check runner as it is; 3 (UNKNOWN) for a usage error such as a
+mistyped option. The findings are :func:`health.findings`'s.
 """
 
 from __future__ import annotations
@@ -9,17 +10,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.utils import timezone
 
 from ...health import EXIT_CODES, findings, summary, worst
+from ..usage import UsageExitCode
 
 
-class Command(BaseCommand):
+class Command(UsageExitCode):
+    #: UNKNOWN in the monitoring-plugins convention: a typo must not read as CRITICAL (2).
+    usage_exit_code = 3
+
     help = (
         "Report whether conversion reporting is healthy: halted accounts, the oldest due "
         "conversion, expired leases, failures in the last hour, low-conversion alerts. "
-        "Exits 0 (ok), 1 (warning) or 2 (critical)."
+        "Exits 0 (ok), 1 (warning), 2 (critical) or 3 (unknown: a usage error)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

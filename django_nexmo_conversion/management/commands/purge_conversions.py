@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from ...exceptions import ConversionInputError
 from ...retention import DEFAULT_STATUSES, PURGEABLE, purge
+from ..usage import UsageExitCode
 
 #: Longer ago than this reaches before year 1: no message is that old.
 MAX_DAYS = 700_000
 
 
-class Command(BaseCommand):
+class Command(UsageExitCode):
     help = (
         "Delete sent messages older than --older-than days, with their conversions and "
         "attempts, and the replies from then that answer no message kept, in bounded batches."

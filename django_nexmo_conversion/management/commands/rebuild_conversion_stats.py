@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from ...rollups import by_status, rates
+from ..usage import UsageExitCode
 
 
-class Command(BaseCommand):
+class Command(UsageExitCode):
     help = (
         "Recount the insights' and the dashboard's hourly rollups and status counts from the "
         "sent messages and conversions: after an import, a restore or rows changed behind "

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import CommandError, CommandParser
 from django.db import close_old_connections
 from django.utils import timezone
 
@@ -25,12 +26,13 @@ from ...reporting.result import ReportResult
 from ...reporting.sweep import report_due
 from ...transport.answers import halt_fix
 from ..progress import APP_LOGGER, Progress, quiet_app_log
+from ..usage import UsageExitCode
 
 #: The first wait of --loop once a poll finds nothing; it doubles up to --interval.
 MIN_POLL_WAIT = 0.05
 
 
-class Command(BaseCommand):
+class Command(UsageExitCode):
     help = "Report due conversions to the Nexmo Conversion API."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -73,7 +75,13 @@ class Command(BaseCommand):
         if options["count"] and not options["dry_run"]:
             raise CommandError("--count goes with --dry-run (it counts, it does not report).")
         self.verbosity: int = options["verbosity"]
+        try:
+            self._handle(limit, concurrency, options)
+        except ImproperlyConfigured as exc:
+            # The setting to fix is named in the message: one line, no traceback.
+            raise CommandError(str(exc)) from None
 
+    def _handle(self, limit: int | None, concurrency: int | None, options: dict[str, Any]) -> None:
         if options["dry_run"]:
             self._dry_run(limit, options["retry_failed"], options["count"])
             return
@@ -181,6 +189,8 @@ class Command(BaseCommand):
             try:
                 result = self._run_once(limit, concurrency, stop)
                 failures = 0
+            except ImproperlyConfigured:
+                raise  # waiting will not fix the settings: say it and stop
             except Exception as exc:  # the database or the API went away: log, back off, carry on
                 failures += 1
                 close_old_connections()
