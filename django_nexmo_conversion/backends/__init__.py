@@ -4,6 +4,7 @@ like ``EMAIL_BACKEND``; the instance is shared by every thread of the process.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -38,6 +39,16 @@ def reset_backend() -> None:
         if _backend is not None:
             _backend.close()
         _backend = None
+
+
+def _forget_lock_in_child() -> None:
+    # A thread of the parent may have held the lock when it forked: the child's is free. (The
+    # backend itself is kept: its client opens the child's own connections.)
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_lock_in_child)
 
 
 @receiver(setting_changed)

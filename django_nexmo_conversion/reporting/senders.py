@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,6 +54,17 @@ def report_of(conversion: Conversion) -> Report:
 
 _pool_lock = threading.Lock()
 _pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _forget_pools_in_child() -> None:
+    # A forked child has the parent's pools but none of their threads: work submitted to them
+    # would wait forever. It starts pools of its own (and a lock no parent thread holds).
+    global _pool_lock, _pools
+    _pool_lock = threading.Lock()
+    _pools = {}
+
+
+os.register_at_fork(after_in_child=_forget_pools_in_child)
 
 
 def executor(size: int) -> ThreadPoolExecutor:

@@ -87,8 +87,23 @@ def _read_text(response: requests.Response) -> str:
     return _decode(b"".join(chunks)[:BODY_LIMIT], response.encoding)
 
 
+#: How many times this process was forked into (0 in the original process): a session made
+#: before a fork holds the parent's kept-alive sockets, which parent and child would then share
+#: and read each other's answers from. Each process must open its own.
+_forks = 0
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 class Client:
-    """Posts reports. One ``requests.Session`` per thread keeps connections alive."""
+    """Posts reports. One ``requests.Session`` per thread (and per process: a forked child
+    never uses its parent's) keeps connections alive."""
 
     def __init__(
         self,
@@ -111,6 +126,10 @@ class Client:
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
+        if session is not None and getattr(self._local, "forks", 0) != _forks:
+            # Made in the parent: its sockets are the parent's too. Left unclosed (closing
+            # them here would only close this process's copy anyway), never used again.
+            session = None
         if session is None:
             session = requests.Session()
             session.headers["User-Agent"] = USER_AGENT
@@ -125,6 +144,7 @@ class Client:
             for prefix in ("https://", "http://"):
                 session.mount(prefix, DeadlineAdapter())
             self._local.session = session
+            self._local.forks = _forks
         return session
 
     def send(self, report: Report, account: Account) -> Answer:
