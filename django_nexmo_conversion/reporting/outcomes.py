@@ -7,6 +7,7 @@ stores the attempts and the rows' new states, then signals what was committed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import DataError, IntegrityError, transaction
+from django.db import DataError, IntegrityError, connections, router, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -52,6 +53,8 @@ def storable(text: str, limit: int = ERROR_TEXT_MAX) -> str:
     """An error text every database accepts and every log shows on one line: control
     characters become spaces (or U+FFFD), lone surrogates are escaped, at most ``limit``
     characters. An error text comes from a remote body: one NUL must not spoil the batch."""
+    if not text:
+        return text  # a 200's: nothing to clean (two calls per answer)
     text = _CONTROL.sub(lambda m: " " if m.group() in "\t\r\n" else "\ufffd", text)
     text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
@@ -107,15 +110,67 @@ def judge(
     return Verdict(status, changes)
 
 
+def _attempt_values(conversion: Conversion, answer: Answer) -> dict[str, Any]:
+    return {
+        "conversion_id": conversion.pk,
+        "started_at": answer.started_at,
+        "duration": timedelta(seconds=answer.duration),
+        "http_status": answer.status_code,
+        "outcome": answer.outcome,
+        "error": storable(answer.error),
+    }
+
+
 def _attempt_of(conversion: Conversion, answer: Answer) -> ConversionAttempt:
-    return ConversionAttempt(
-        conversion_id=conversion.pk,
-        started_at=answer.started_at,
-        duration=timedelta(seconds=answer.duration),
-        http_status=answer.status_code,
-        outcome=answer.outcome,
-        error=storable(answer.error),
-    )
+    return ConversionAttempt(**_attempt_values(conversion, answer))
+
+
+def _insert_attempts(answered: Sequence[tuple[Conversion, Answer]]) -> None:
+    """Every attempt of a batch in one multi-row INSERT, as ``bulk_create`` sends it, without
+    a model instance per row and the ORM's compiling (which cost more CPU than the
+    database's work: bench/cpu_per_conversion.py). Values go through each field's
+    ``get_db_prep_save``, as the ORM's would; a field not set here gets its default."""
+    connection = connections[router.db_for_write(ConversionAttempt)]
+    head, row_sql, columns = _attempt_insert(connection.alias)
+    rows = []
+    for conversion, answer in answered:
+        values = _attempt_values(conversion, answer)
+        rows.append(
+            [
+                prepared(values[name] if name in values else field.get_default(), connection)
+                if prepared is not None
+                else values[name]
+                for name, field, prepared in columns
+            ]
+        )
+    fields = [field for _name, field, _prepared in columns]
+    size = max(1, connection.ops.bulk_batch_size(fields, rows))
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), size):
+            chunk = rows[start : start + size]
+            params = [value for row in chunk for value in row]
+            cursor.execute(head + ", ".join([row_sql] * len(chunk)), params)
+
+
+#: Columns whose values the driver takes as Python holds them (ints, strings, None).
+_PLAIN_COLUMNS = frozenset({"conversion_id", "http_status", "outcome", "error"})
+
+
+@functools.cache
+def _attempt_insert(alias: str) -> tuple[str, str, list[tuple[str, Any, Any]]]:
+    """The INSERT of attempts on database ``alias``: its head, one row's placeholders, and
+    per column (attname, field, the field's ``get_db_prep_save`` or None for a value passed
+    as it is)."""
+    connection = connections[alias]
+    meta = ConversionAttempt._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(f.column or f.attname) for f in fields)
+    head = f"INSERT INTO {quote(meta.db_table)} ({names}) VALUES "  # noqa: S608 (names quoted)
+    columns = [
+        (f.attname, f, None if f.attname in _PLAIN_COLUMNS else f.get_db_prep_save) for f in fields
+    ]
+    return head, f"({', '.join(['%s'] * len(fields))})", columns
 
 
 def upgraded(verdict: Verdict, now: datetime) -> Verdict:
@@ -162,7 +217,7 @@ def _write_grouped(
                 raise _Unwritten  # rolls the whole batch back
         # After the UPDATEs, which lock the rows: none can be deleted under the attempts'
         # foreign keys, and a row deleted before is caught above rather than at COMMIT.
-        ConversionAttempt.objects.bulk_create(_attempt_of(c, a) for c, a in answered)
+        _insert_attempts(answered)
 
 
 def _write_one(
