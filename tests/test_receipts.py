@@ -298,3 +298,42 @@ def test_the_sandbox_cli_posts_a_receipt(live_server: Any) -> None:
     assert result.returncode == 0, result.stderr
     assert f"GET {url} messageId=0A00000000000108 (unsigned) -> 200" in result.stdout
     assert state(message)[:2] == ("rejected", "1")
+
+
+# --- several accounts --------------------------------------------------------------------------
+
+
+def test_a_receipt_signed_by_another_account_changes_nothing(client: Client, settings: Any) -> None:
+    """Account B's receipt (validly signed with B's secret) about account A's message id:
+    A's delivery status, network and conversions stay as they are."""
+    configure(
+        settings,
+        API_KEY="key-a",
+        SIGNATURE_SECRET="secret-a",
+        ACCOUNTS={"key-b": {"API_SECRET": "api-b", "SIGNATURE_SECRET": "secret-b"}},
+        REPORT_FAILED_RECEIPTS=True,
+    )
+    mine = record_message(MESSAGE_ID, recipient="447700900123", api_key="key-a")
+    theirs = WebhookSender(api_key="key-b", signature_secret="secret-b")
+    forged = theirs.sign(theirs.receipt_params(message_id=MESSAGE_ID, status="failed"))
+
+    assert post(client, forged).status_code == 200  # acknowledged (B's own ids may be unknown)
+
+    mine.refresh_from_db()
+    assert (mine.delivery_status, mine.network) == ("", "")
+    assert not Conversion.objects.exists()
+    # A's own receipt, signed by A, is recorded.
+    ours = WebhookSender(api_key="key-a", signature_secret="secret-a")
+    post(client, ours.sign(ours.receipt_params(message_id=MESSAGE_ID, status="failed")))
+    assert state(mine)[0] == "failed"
+    assert Conversion.objects.get().delivered is False
+
+
+def test_a_receipt_for_the_default_account_matches_messages_recorded_without_a_key(
+    client: Client, settings: Any
+) -> None:
+    configure(settings, API_KEY="key-a", ACCOUNTS={"key-b": {"API_SECRET": "api-b"}})
+    mine = record_message(MESSAGE_ID, recipient="447700900123")  # no api_key: the default
+    sender = WebhookSender(api_key="key-a")
+    assert post(client, sender.receipt_params(message_id=MESSAGE_ID)).status_code == 200
+    assert state(mine)[0] == "delivered"

@@ -1,4 +1,5 @@
-"""Delivery receipts (DLRs): parse the webhook and record the status on the message it is for.
+"""Delivery receipts (DLRs): parse the webhook and record the status on the message it is for,
+among the messages of the account the receipt came to (its ``api-key``, whose secret signed it).
 
 Idempotent and order-proof: a receipt already recorded changes nothing, and a late
 intermediate status never overwrites a final one.
@@ -22,6 +23,7 @@ from ..models import Channel, SentMessage
 from ..rollups import rates
 from ..transport.wire import FAILED_STATUSES, FINAL_STATUSES, RECEIPT_STATUSES
 from .errors import BadWebhook
+from .inbound import sent_with
 from .params import (
     read_api_key,
     read_message_id,
@@ -118,6 +120,9 @@ def record_receipt(receipt: DeliveryReceipt) -> SentMessage | None:
         message = (
             SentMessage.objects.select_for_update()
             .filter(
+                # Only the account the receipt came to (whose secret signed it): another
+                # account's receipt about this id never touches the message.
+                sent_with(receipt.api_key, conf),
                 channel=Channel.SMS,
                 message_id__in=validation.message_id_forms(receipt.message_id, Channel.SMS),
             )
@@ -125,7 +130,10 @@ def record_receipt(receipt: DeliveryReceipt) -> SentMessage | None:
             .first()
         )
         if message is None:
-            logger.info("Delivery receipt for unknown message %s; ignored.", receipt.message_id)
+            logger.info(
+                "Delivery receipt for unknown message %s (of this API key); ignored.",
+                receipt.message_id,
+            )
             return None
         old_key, was_delivered = rates.key_of(message), message.delivery_status == "delivered"
         # The network fills in once: the SMS response's, when it gave one, stands.
