@@ -172,15 +172,50 @@ def test_signature_does_not_fall_back_to_api_secret() -> None:
         assert post(sandbox, params).status_code == 401
 
 
-def test_disabled_conversions_answer_402_as_html() -> None:
+def test_disabled_conversions_answer_402_with_the_openapi_json_body() -> None:
     with Sandbox(accounts={DEFAULT_API_KEY: AccountSpec(conversions_enabled=False)}) as sandbox:
+        body = assert_json_error(post(sandbox, conversion()), 402, "conversion-not-enabled")
+
+    assert body["title"] == "Conversion has not been enabled for your account"
+
+
+def test_html_402_answers_with_jettys_bad_account_credentials_page() -> None:
+    disabled = {DEFAULT_API_KEY: AccountSpec(conversions_enabled=False)}
+    with Sandbox(accounts=disabled, html_402=True) as sandbox:
         response = post(sandbox, conversion())
 
-        assert response.status_code == 402
-        assert response.headers["Content-Type"].startswith("text/html")
-        assert response.text.lstrip().startswith("<!DOCTYPE html>")
-        with pytest.raises(json.JSONDecodeError):
-            json.loads(response.text)
+    assert response.status_code == 402
+    assert response.reason == "Bad Account Credentials"
+    assert response.headers["Content-Type"] == "text/html;charset=ISO-8859-1"
+    assert "<title>Error 402 Bad Account Credentials</title>" in response.text
+    assert "Powered by Jetty://" in response.text
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(response.text)
+
+
+@pytest.mark.parametrize(
+    ("status", "slug", "title"),
+    [
+        (401, "unauthorized", "Invalid credentials supplied"),
+        (402, "conversion-not-enabled", "Conversion has not been enabled for your account"),
+        (420, "invalid-params", "Invalid parameters"),
+        (423, "invalid-params", "Invalid parameters"),
+    ],
+)
+def test_the_documented_errors_carry_the_openapi_json_bodies(
+    sandbox: Sandbox, status: int, slug: str, title: str
+) -> None:
+    sandbox.script(status)
+    assert assert_json_error(post(sandbox, conversion()), status, slug)["title"] == title
+
+
+def test_the_cli_serves_jettys_402_page_with_html_402() -> None:
+    with running_cli("--port", "0", "--disable-conversions", "--html-402") as cli:
+        assert cli.first_line.rstrip().endswith(cli.url.removesuffix("/conversions/sms"))
+        response = requests.post(cli.url, data=conversion(), timeout=TIMEOUT)
+
+    assert (response.status_code, response.reason) == (402, "Bad Account Credentials")
+    assert "Bad Account Credentials" in response.text
 
 
 def test_402_comes_after_authentication() -> None:
@@ -302,9 +337,7 @@ def test_global_script_is_fifo_and_overrides_checks(sandbox: Sandbox) -> None:
     assert_json_error(post(sandbox, conversion("a")), 500, "internal-server-error")
     assert post(sandbox, conversion("b", api_secret="wrong")).status_code == 200
     assert_json_error(post(sandbox, conversion("c")), 401, "unauthorized")
-    payment = post(sandbox, conversion("d"))
-    assert payment.status_code == 402
-    assert payment.headers["Content-Type"].startswith("text/html")
+    assert_json_error(post(sandbox, conversion("d")), 402, "conversion-not-enabled")
     assert post(sandbox, conversion("e")).status_code == 200  # script used up
 
 

@@ -69,6 +69,11 @@ def _add_serve_options(serve: argparse.ArgumentParser) -> None:
     add("--signature-secret", default=None, help="accept requests signed with this secret")
     add("--signature-method", choices=SIGNATURE_METHODS, default=LEGACY_METHOD)
     add("--disable-conversions", action="store_true", help="answer 402 for this account")
+    add(
+        "--html-402",
+        action="store_true",
+        help="answer 402 as Jetty's HTML page 'Bad Account Credentials' instead of JSON",
+    )
     add("--error-rate", type=_rate, default=0.0, help="share of requests answered 500/503")
     add("--throttle-rate", type=_rate, default=0.0, help="share of requests answered 429")
     add("--retry-after", type=int, default=1, help="Retry-After seconds sent with 429")
@@ -204,6 +209,7 @@ def _sandbox_from(args: argparse.Namespace) -> Sandbox:
         retry_after=args.retry_after,
         signature_max_age=args.signature_max_age,
         key_statuses=dict(args.key_status),
+        html_402=args.html_402,
         seed=args.seed,
         host=args.host,
         port=args.port,

@@ -12,21 +12,34 @@ import base64
 import binascii
 import collections
 import hmac
-import json
 import random
 import re
-import secrets
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from http import HTTPStatus
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 from urllib.parse import parse_qsl
 
 from ..transport.signing import LEGACY_METHOD, SIGNATURE_METHODS, verify
 from ..transport.wire import TIMESTAMP_FORMAT, TIMESTAMP_SHAPE
+from .answers import (
+    JETTY_402_REASON,
+    Answer,
+    Fault,
+    answer_for_status,
+    bad_credentials,
+    conversions_disabled,
+    generic_error,
+    invalid_params,
+    jetty_page,
+    json_error,
+    not_found,
+    ok,
+    throttled,
+    wrong_verb,
+)
 
 __all__ = [
     "CHANNELS",
@@ -55,7 +68,6 @@ DEFAULT_API_SECRET = "sandbox-secret"  # noqa: S105 - a well-known sandbox crede
 #: URL path -> channel; the only two routes the Conversion API has.
 CHANNELS: Mapping[str, str] = {"/conversions/sms": "sms", "/conversions/voice": "voice"}
 
-Fault: TypeAlias = Literal["drop", "hang"]
 #: What :meth:`Rules.script` accepts: an HTTP status to answer with, or a fault.
 ScriptItem: TypeAlias = int | Fault
 FAULTS: tuple[Fault, ...] = ("drop", "hang")
@@ -66,9 +78,6 @@ _DELIVERED_VALUES = frozenset({"true", "false", "0", "1"})
 _UNIX_TIME = re.compile(r"\d{1,12}")
 _FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _MAX_BODY_BYTES = 1 << 20
-_ERROR_DOCS = "https://developer.nexmo.com/api-errors#"
-# http.HTTPStatus has no 420 and calls 423 "Locked"; the Conversion API means "invalid parameters".
-_REASONS = {420: "Invalid Parameters", 423: "Invalid Parameters"}
 
 
 # --------------------------------------------------------------------------- configuration
@@ -156,6 +165,9 @@ class Settings(Protocol):
     @property
     def key_statuses(self) -> Mapping[str, int]: ...
 
+    @property
+    def html_402(self) -> bool: ...
+
 
 # --------------------------------------------------------------------------- reading requests
 
@@ -179,135 +191,16 @@ def body_length(transfer_encoding: str, content_length: str) -> int | Answer:
     """How many body bytes to read, or the answer refusing the request's framing."""
     if "chunked" in transfer_encoding.lower():
         detail = "Send a Content-Length; chunked bodies are not supported."
-        return _json_error(411, "length-required", "Length Required", detail)
+        return json_error(411, "length-required", "Length Required", detail)
     try:
         length = int(content_length)
     except ValueError:
         length = -1
     if length < 0:
-        return _json_error(400, "bad-request", "Bad Request", "Content-Length is not a number.")
+        return json_error(400, "bad-request", "Bad Request", "Content-Length is not a number.")
     if length > _MAX_BODY_BYTES:
-        return _json_error(413, "too-large", "Content Too Large", "The body is too large.")
+        return json_error(413, "too-large", "Content Too Large", "The body is too large.")
     return length
-
-
-# --------------------------------------------------------------------------- answers
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What to send back: a status with a body, or a fault (``status`` is then ``None``)."""
-
-    status: int | None
-    body: bytes = b""
-    content_type: str | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-    fault: Fault | None = None
-
-    @property
-    def reason(self) -> str:
-        """The status line's reason phrase, as the real API words it ("" if unknown)."""
-        return "" if self.status is None else _reason(self.status)
-
-
-def _reason(status: int) -> str:
-    if status in _REASONS:
-        return _REASONS[status]
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
-
-
-def _ok() -> Answer:
-    # The reference says the reply "is not in JSON or XML format": an empty 200 it is.
-    return Answer(status=200)
-
-
-def _json_error(
-    status: int, slug: str, title: str, detail: str, headers: tuple[tuple[str, str], ...] = ()
-) -> Answer:
-    """A JSON error body shaped like common_errors.yml (type, title, detail, instance)."""
-    document = {
-        "type": _ERROR_DOCS + slug,
-        "title": title,
-        "detail": detail,
-        "instance": secrets.token_hex(16),
-    }
-    body = json.dumps(document).encode("utf-8")
-    return Answer(status, body, "application/json", headers)
-
-
-def _bad_credentials() -> Answer:
-    return _json_error(
-        401,
-        "unauthorized",
-        "Invalid credentials supplied",
-        "You did not provide correct credentials.",
-    )
-
-
-def _conversions_disabled() -> Answer:
-    # The real API has been seen answering 402 with an HTML page, so clients must not assume
-    # every error body is JSON.
-    body = (
-        b"<!DOCTYPE html>\n<html><head><title>402 Payment Required</title></head>"
-        b"<body><h1>Payment Required</h1>"
-        b"<p>Conversion has not been enabled for your account.</p></body></html>\n"
-    )
-    return Answer(402, body, "text/html; charset=utf-8")
-
-
-def _invalid_params(status: int, detail: str) -> Answer:
-    return _json_error(status, "invalid-params", "Invalid parameters", detail)
-
-
-def _throttled(retry_after: int) -> Answer:
-    return _json_error(
-        429,
-        "throttled",
-        "Too Many Requests",
-        "You have exceeded the rate limit; retry later.",
-        (("Retry-After", str(retry_after)),),
-    )
-
-
-def _not_found(path: str) -> Answer:
-    return _json_error(404, "not-found", "Not Found", f"Path {path!r} does not exist.")
-
-
-def _wrong_verb(method: str) -> Answer:
-    return _json_error(
-        405,
-        "wrong-verb",
-        "Request method not allowed",
-        f"Request method {method!r} not supported",
-        (("Allow", "POST"),),
-    )
-
-
-def _generic_error(status: int) -> Answer:
-    phrase = _reason(status)
-    slug = phrase.lower().replace(" ", "-") or str(status)
-    return _json_error(status, slug, phrase, f"The sandbox answered {status} as scripted.")
-
-
-def _answer_for_status(status: int, retry_after: int) -> Answer:
-    """A scripted status, answered the way the real API would answer it."""
-    if status == 200:
-        return _ok()
-    if status == 401:
-        return _bad_credentials()
-    if status == 402:
-        return _conversions_disabled()
-    if status in (420, 422, 423):
-        return _invalid_params(status, "Invalid parameters (scripted).")
-    if status == 429:
-        return _throttled(retry_after)
-    if 300 <= status < 400:
-        # As a misrouted request would see it: a redirect elsewhere, which clients must not follow.
-        return Answer(status, b"", None, (("Location", "https://developer.vonage.com/"),))
-    return _generic_error(status)
 
 
 # --------------------------------------------------------------------------- the API's checks
@@ -351,41 +244,41 @@ def _authenticate(
 ) -> Answer | None:
     """Return the error answer for bad credentials, or ``None`` when they are good."""
     if account is None:
-        return _bad_credentials()
+        return bad_credentials()
     if basic is not None:
         # Authorization: Basic, as Vonage's current SDKs send it: the header is the credential.
         if not _secrets_equal(basic[1], account.api_secret):
-            return _bad_credentials()
+            return bad_credentials()
     elif "sig" in params:
         # A signed request proves knowledge of the signature secret; api_secret is not needed.
         secret = account.signature_secret
         if not secret or not verify(params, secret=secret, method=account.signature_method):
-            return _bad_credentials()
+            return bad_credentials()
         if max_age is not None:
             # The replay check, switched on to rehearse the timestamp collision: the signing
             # scheme's ``timestamp`` must be near now, whatever the Conversion API means by it.
             moment = signed_time(params.get("timestamp", ""))
             if moment is None or abs(time.time() - moment) > max_age:
-                return _bad_credentials()
+                return bad_credentials()
     elif not _secrets_equal(params.get("api_secret", ""), account.api_secret):
-        return _bad_credentials()
+        return bad_credentials()
     if not account.conversions_enabled:
-        return _conversions_disabled()
+        return conversions_disabled()
     return None
 
 
 def _validate(params: Mapping[str, str]) -> Answer | None:
     """Return the error answer for invalid conversion parameters, or ``None``."""
     if not params.get("message-id"):
-        return _invalid_params(420, "Parameter 'message-id' is required.")
+        return invalid_params(420, "Parameter 'message-id' is required.")
     if params.get("delivered", "").lower() not in _DELIVERED_VALUES:
-        return _invalid_params(423, "Parameter 'delivered' must be one of true, false, 0, 1.")
+        return invalid_params(423, "Parameter 'delivered' must be one of true, false, 0, 1.")
     timestamp = params.get("timestamp")
     # In a signed request a UNIX time is the signing scheme's timestamp, which the gateway
     # takes for itself (Vonage's Ruby SDK signs every conversion that way).
     signing_time = "sig" in params and timestamp is not None and _UNIX_TIME.fullmatch(timestamp)
     if timestamp is not None and not signing_time and not _is_timestamp(timestamp):
-        return _invalid_params(423, "Parameter 'timestamp' must look like 'yyyy-MM-dd HH:mm:ss'.")
+        return invalid_params(423, "Parameter 'timestamp' must look like 'yyyy-MM-dd HH:mm:ss'.")
     return None
 
 
@@ -435,10 +328,18 @@ class Rules:
     ) -> Answer:
         """The answer to ``method path`` with ``params`` (query and form merged) and the
         ``Authorization`` header, if any."""
+        answer = self._decide(method, path, params, authorization)
+        if answer.status == 402 and self.settings.html_402:
+            return jetty_page(402, JETTY_402_REASON, path)
+        return answer
+
+    def _decide(
+        self, method: str, path: str, params: Mapping[str, str], authorization: str
+    ) -> Answer:
         if path not in CHANNELS:
-            return _not_found(path)
+            return not_found(path)
         if method != "POST":
-            return _wrong_verb(method)
+            return wrong_verb(method)
         scripted = self._next_scripted(params.get("message-id"))
         if scripted is not None:
             return self._scripted_answer(scripted)
@@ -447,13 +348,13 @@ class Rules:
         forced = self.settings.key_statuses.get(api_key)
         if forced is not None:
             # The per-key switch: one account answered as told (a 401 for one key only).
-            return _answer_for_status(forced, self.settings.retry_after)
+            return answer_for_status(forced, self.settings.retry_after)
         injected = self._random_fault()
         if injected is not None:
             return injected
         account = self.settings.accounts.get(api_key)
         max_age = self.settings.signature_max_age
-        return _authenticate(params, account, basic, max_age) or _validate(params) or _ok()
+        return _authenticate(params, account, basic, max_age) or _validate(params) or ok()
 
     def _next_scripted(self, message_id: str | None) -> ScriptItem | None:
         with self._lock:
@@ -466,7 +367,7 @@ class Rules:
 
     def _scripted_answer(self, item: ScriptItem) -> Answer:
         if isinstance(item, int):
-            return _answer_for_status(item, self.settings.retry_after)
+            return answer_for_status(item, self.settings.retry_after)
         return Answer(status=None, fault=item)
 
     def _random_fault(self) -> Answer | None:
@@ -483,8 +384,8 @@ class Rules:
             return Answer(status=None, fault="hang")
         edge += settings.error_rate
         if roll < edge:
-            return _generic_error(server_error)
+            return generic_error(server_error)
         edge += settings.throttle_rate
         if roll < edge:
-            return _throttled(settings.retry_after)
+            return throttled(settings.retry_after)
         return None

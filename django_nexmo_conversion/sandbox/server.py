@@ -127,6 +127,7 @@ class Sandbox:
         retry_after: int = 1,
         signature_max_age: float | None = None,
         key_statuses: Mapping[str, int] | None = None,
+        html_402: bool = False,
         seed: int | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -153,6 +154,9 @@ class Sandbox:
         #: API key -> the status every request with that key is answered (a 401 for one
         #: account only); ``sandbox.key_statuses["k"] = 401`` works while it runs.
         self.key_statuses: dict[str, int] = dict(key_statuses or {})
+        #: Answer 402 with Jetty's HTML page "Bad Account Credentials" (as the real API has
+        #: been seen to) instead of the OpenAPI file's JSON body.
+        self.html_402 = html_402
         self.host = host
         self.port = port
         if keyfile is not None and certfile is None:

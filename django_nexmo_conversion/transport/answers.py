@@ -25,6 +25,8 @@ ERROR_TEXT_LIMIT = 300
 #: by ``RETRY_BACKOFF_MAX``.
 RETRY_AFTER_CEILING = 366 * 86400.0
 _DELTA_SECONDS = re.compile(r"[0-9]{1,20}(\.[0-9]{1,9})?")
+_HTML_TITLE = re.compile(r"<title>([^<]{1,300})</title>", re.IGNORECASE)
+_STATUS_PREFIX = re.compile(r"^\s*(error\s+)?\d{3}\b\s*", re.IGNORECASE)
 
 
 def parse_retry_after(value: object) -> float | None:
@@ -62,8 +64,12 @@ def describe_error(status_code: int, body: str) -> str:
         if parts:
             return f"HTTP {status_code}: " + " — ".join(parts)[:ERROR_TEXT_LIMIT]
     if text.startswith("<"):
-        # An HTML error page (402 sometimes comes as one): its text is markup, not a cause.
-        return f"HTTP {status_code}: {ANSWER_MEANINGS.get(status_code, 'error')} (HTML answer)"
+        # An HTML error page (402 sometimes comes as one): its text is markup, not a cause,
+        # but Jetty's title says why ("Error 402 Bad Account Credentials").
+        title = _HTML_TITLE.search(text[:2000])
+        why = _STATUS_PREFIX.sub("", title.group(1)).strip() if title else ""
+        why = why[:ERROR_TEXT_LIMIT] or ANSWER_MEANINGS.get(status_code, "error")
+        return f"HTTP {status_code}: {why} (HTML answer)"
     meaning = ANSWER_MEANINGS.get(status_code)
     detail = f": {text[:ERROR_TEXT_LIMIT]}" if text else ""
     return f"HTTP {status_code}{': ' + meaning if meaning else ''}{detail}"
