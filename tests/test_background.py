@@ -14,6 +14,7 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.core import checks
 from django.test import AsyncClient, Client
+from django.urls import reverse
 
 from django_nexmo_conversion import (
     amark_converted,
@@ -254,3 +255,49 @@ async def _async_twins_keep_commit_semantics() -> None:
     upgraded = await amark_converted("0A00000000000006")
     assert upgraded.marked in ("upgraded", "found")  # "found" if already reported as false
     await sync_to_async(wait_for_reports)(10)
+
+
+# --- a reporter that cannot start -------------------------------------------------------------
+
+
+@pytest.fixture
+def no_new_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No thread can start, as when the process is out of threads or the interpreter is
+    shutting down (Python 3.12 refuses new threads then)."""
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reporter_that_cannot_start_never_fails_the_caller(
+    settings: Any, no_new_threads: None, caplog: pytest.LogCaptureFixture, client: Client
+) -> None:
+    configure(settings, DISPATCH="background", SWEEP_INTERVAL=0.2)
+    with caplog.at_level(logging.WARNING, logger=PREFIX):
+        record_message("0A0000000000F001")
+        first = mark_converted("0A0000000000F001")
+        second = mark_converted("0A0000000000F002")
+        response = client.post(
+            reverse("django_nexmo_conversion:inbound"),
+            {
+                "msisdn": "447700900123",
+                "to": "447700900000",
+                "messageId": "0A0000000000F003",
+                "text": "YES",
+                "type": "text",
+                "message-timestamp": "2024-05-01 12:00:00",
+            },
+        )
+        background.shutdown()  # never started: nothing to join, no error
+        background.shutdown()
+
+    assert response.status_code == 200
+    # What could not be dispatched stays pending, for a sweep, a run or the command.
+    assert {c.status for c in Conversion.objects.filter(pk__in=[first.pk, second.pk])} == {
+        Status.PENDING
+    }
+    said = [r for r in caplog.records if "could not start" in r.getMessage()]
+    assert len(said) == 1  # once, not per mark

@@ -82,6 +82,8 @@ class BackgroundReporter:
         self._idle = threading.Condition(self._lock)
         #: Transient answers of this thread's runs, retried at their due time (thread only).
         self._retries = RetryTimer()
+        #: The thread could not start, and the log said so (it says it once).
+        self._told_cannot_start = False
 
     # --- the callers' side ---------------------------------------------------------------------
 
@@ -125,7 +127,7 @@ class BackgroundReporter:
         self.flush(timeout)
         self._stopping.set()
         thread = self._thread
-        if thread is not None:
+        if thread is not None and thread.ident is not None:  # started
             # Wake it if it waits for work; a full queue means it is not waiting.
             with contextlib.suppress(queue.Full):
                 self._queue.put_nowait(None)
@@ -142,10 +144,20 @@ class BackgroundReporter:
                 return
             if threads_disabled():
                 logger.warning(THREADS_DISABLED)
-            self._thread = threading.Thread(
+            thread = threading.Thread(
                 target=self._main, name="nexmo-conversion-reporter", daemon=True
             )
-            self._thread.start()
+            try:
+                thread.start()
+            except Exception as exc:
+                # Out of threads, or the interpreter is shutting down (Python 3.12 refuses
+                # new threads then): the caller's row is committed and must not fail for
+                # it. What was submitted stays pending for a sweep, a run or the command.
+                if not self._told_cannot_start:  # once: not a line per mark
+                    self._told_cannot_start = True
+                    _cannot_start(exc)
+                return
+            self._thread = thread
 
     # --- the thread's side -----------------------------------------------------------------------
 
@@ -217,6 +229,16 @@ class BackgroundReporter:
     @staticmethod
     def _until(moment: float | None) -> float | None:
         return None if moment is None else moment - time.monotonic()
+
+
+def _cannot_start(exc: Exception) -> None:
+    """Say that the reporter thread could not start."""
+    logger.error(
+        "The background reporter could not start (%s: %s); conversions stay pending until a "
+        "sweep, a report run or `manage.py report_conversions` reports them.",
+        type(exc).__name__,
+        exc,
+    )
 
 
 THREADS_DISABLED = (
