@@ -18,11 +18,16 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from django.db import connections
+from django.urls import reverse
 from django.utils import timezone
 
 from django_nexmo_conversion import mark_converted
 from django_nexmo_conversion.models import Conversion
 from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
+from django_nexmo_conversion.sandbox.sender import WebhookSender
+
+#: The handset the webhook builders' messages come from.
+HANDSET = "447700900123"
 
 
 def sandbox_settings(sandbox: Sandbox | str, **overrides: Any) -> dict[str, Any]:
@@ -83,6 +88,40 @@ def halted(code: int = 401, at: datetime | None = None, **fields: Any) -> Conver
         started_at=at,
     )
     return conversion
+
+
+def reply_params(
+    text: str = "YES",
+    *,
+    msisdn: str = HANDSET,
+    at: datetime | None = None,
+    message_id: str | None = None,
+    **fields: str,
+) -> dict[str, str]:
+    """An inbound SMS's webhook parameters, unsigned, as Vonage posts them; ``fields`` replace
+    or add parameters by their wire names."""
+    params = WebhookSender().inbound_params(msisdn=msisdn, text=text, at=at, message_id=message_id)
+    return {**params, **fields}
+
+
+def receipt_params(
+    status: str = "delivered",
+    *,
+    message_id: str,
+    err_code: str | None = None,
+    at: datetime | None = None,
+    **fields: str,
+) -> dict[str, str]:
+    """A delivery receipt's webhook parameters, unsigned; ``fields`` replace or add
+    parameters by their wire names."""
+    sender = WebhookSender()
+    params = sender.receipt_params(message_id=message_id, status=status, err_code=err_code, at=at)
+    return {**params, **fields}
+
+
+def post_webhook(client: Any, kind: str, params: dict[str, str]) -> Any:
+    """POST ``params`` to the app's ``inbound`` or ``receipt`` webhook URL."""
+    return client.post(reverse(f"django_nexmo_conversion:{kind}"), params)
 
 
 def requests_per_message(sandbox: Sandbox) -> Counter[str | None]:

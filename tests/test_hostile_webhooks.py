@@ -5,6 +5,7 @@ name that could merge two signed parameters is refused; W003 sees webhooks howev
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from datetime import timedelta
@@ -23,15 +24,14 @@ from hypothesis import strategies as st
 from django_nexmo_conversion import record_message
 from django_nexmo_conversion.models import Conversion, InboundMessage, ReplyOutcome
 from django_nexmo_conversion.sandbox import DEFAULT_API_KEY
-from django_nexmo_conversion.sandbox.sender import WebhookSender
 from django_nexmo_conversion.transport.signing import UnsignableParameters, sign, verify
 from django_nexmo_conversion.views import webhooks as webhook_views
 
-from .helpers import configure
+from .helpers import HANDSET, configure, receipt_params, reply_params
 
 pytestmark = pytest.mark.django_db
 
-NUMBER = "447700900123"
+NUMBER = HANDSET
 SECRET = "hardening-sig-secret-1"
 KINDS = ("inbound", "receipt")
 W003 = "django_nexmo_conversion.W003"
@@ -41,12 +41,8 @@ def url(kind: str) -> str:
     return reverse(f"django_nexmo_conversion:{kind}")
 
 
-def reply(**changes: str) -> dict[str, str]:
-    return {**WebhookSender().inbound_params(msisdn=NUMBER), **changes}
-
-
-def receipt(**changes: str) -> dict[str, str]:
-    return {**WebhookSender().receipt_params(message_id="0A00000000000AB1"), **changes}
+reply = reply_params
+receipt = functools.partial(receipt_params, message_id="0A00000000000AB1")
 
 
 def nothing_recorded() -> bool:

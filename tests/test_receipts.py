@@ -3,6 +3,7 @@ and with REPORT_FAILED_RECEIPTS a message that never arrived is reported deliver
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +23,7 @@ from django_nexmo_conversion.sandbox.sender import (
     WebhookSender,
 )
 
-from .helpers import configure
+from .helpers import configure, post_webhook, receipt_params
 from .processes import sandbox_cli
 
 pytestmark = pytest.mark.django_db
@@ -41,12 +42,11 @@ def at(minutes_ago: float) -> datetime:
     return (timezone.now() - timedelta(minutes=minutes_ago)).replace(microsecond=0)
 
 
-def receipt(status: str = "delivered", message_id: str = MESSAGE_ID, **fields: Any) -> Any:
-    return SENDER.receipt_params(message_id=message_id, status=status, **fields)
+receipt = functools.partial(receipt_params, message_id=MESSAGE_ID)
 
 
 def post(client: Client, params: dict[str, str]) -> Any:
-    return client.post(receipt_url(), params)
+    return post_webhook(client, "receipt", params)
 
 
 @pytest.fixture

@@ -39,12 +39,12 @@ from django_nexmo_conversion.sandbox import Sandbox
 from django_nexmo_conversion.sandbox.sender import WEBHOOK_FORMATS, WebhookSender
 from django_nexmo_conversion.webhooks import InboundReply
 
-from .helpers import configure, free_port
+from .helpers import HANDSET, configure, free_port, post_webhook, reply_params
 from .processes import sandbox_cli
 
 pytestmark = pytest.mark.django_db
 
-NUMBER = "447700900123"
+NUMBER = HANDSET
 OTHER = "447700900999"
 SENDER = WebhookSender()  # unsigned: these settings have no signature secret
 
@@ -61,18 +61,8 @@ def sent(message_id: str, *, to: str = NUMBER, minutes_ago: float = 10) -> SentM
     return record_message(message_id, recipient=to, sent_at=ago(minutes=minutes_ago))
 
 
-def reply(
-    text: str = "YES",
-    *,
-    msisdn: str = NUMBER,
-    at: datetime | None = None,
-    message_id: str | None = None,
-) -> dict[str, str]:
-    return SENDER.inbound_params(msisdn=msisdn, text=text, at=at, message_id=message_id)
-
-
 def post(client: Client, params: dict[str, str]) -> Any:
-    return client.post(inbound_url(), params)
+    return post_webhook(client, "inbound", params)
 
 
 def whole_seconds(value: datetime) -> datetime:
@@ -89,7 +79,7 @@ def conversions() -> list[tuple[str, bool]]:
 def test_a_reply_converts_the_message_dated_by_the_reply(client: Client) -> None:
     message = sent("0A00000000000001", minutes_ago=10)
     replied_at = whole_seconds(ago(minutes=2))
-    params = reply(at=replied_at)
+    params = reply_params(at=replied_at)
 
     response = post(client, params)
 
@@ -113,7 +103,7 @@ def test_a_reply_converts_the_message_dated_by_the_reply(client: Client) -> None
 @pytest.mark.parametrize("shape", WEBHOOK_FORMATS)
 def test_every_shape_vonage_sends(client: Client, shape: str) -> None:
     sent("0A00000000000002")
-    params = reply()
+    params = reply_params()
     if shape == "GET":
         response = client.get(inbound_url(), params)
     elif shape == "POST":
@@ -127,7 +117,7 @@ def test_every_shape_vonage_sends(client: Client, shape: str) -> None:
 
 def test_json_values_that_are_not_strings_are_read_as_their_json_text(client: Client) -> None:
     sent("0A00000000000003")
-    params: dict[str, object] = {**reply(), "concat": False, "concat-total": 1}
+    params: dict[str, object] = {**reply_params(), "concat": False, "concat-total": 1}
     response = client.post(inbound_url(), json.dumps(params), content_type="application/json")
     assert response.status_code == 200
     assert conversions() == [("0A00000000000003", True)]
@@ -135,7 +125,7 @@ def test_json_values_that_are_not_strings_are_read_as_their_json_text(client: Cl
 
 def test_a_post_with_its_parameters_in_the_query_string_works_too(client: Client) -> None:
     sent("0A00000000000004")
-    params = reply()
+    params = reply_params()
     response = client.post(f"{inbound_url()}?{requests.compat.urlencode(params)}")
     assert response.status_code == 200
     assert conversions() == [("0A00000000000004", True)]
@@ -143,7 +133,7 @@ def test_a_post_with_its_parameters_in_the_query_string_works_too(client: Client
 
 def test_the_same_message_id_twice_changes_nothing(client: Client) -> None:
     sent("0A00000000000005")
-    params = reply(at=whole_seconds(ago(minutes=3)))
+    params = reply_params(at=whole_seconds(ago(minutes=3)))
     assert post(client, params).status_code == 200
     first = Conversion.objects.get()
     inbound = InboundMessage.objects.get()
@@ -161,8 +151,8 @@ def test_the_same_message_id_twice_changes_nothing(client: Client) -> None:
 
 def test_a_second_reply_finds_the_message_already_converted(client: Client) -> None:
     message = sent("0A00000000000006")
-    post(client, reply("YES"))
-    post(client, reply("YES AGAIN"))
+    post(client, reply_params("YES"))
+    post(client, reply_params("YES AGAIN"))
     assert conversions() == [("0A00000000000006", True)]
     outcomes = list(InboundMessage.objects.order_by("pk").values_list("matched", "outcome"))
     assert outcomes == [
@@ -174,7 +164,7 @@ def test_a_second_reply_finds_the_message_already_converted(client: Client) -> N
 def test_a_reply_upgrades_a_pending_non_conversion(client: Client) -> None:
     message = sent("0A00000000000007")
     mark_converted(message, delivered=False)
-    post(client, reply())
+    post(client, reply_params())
     assert conversions() == [("0A00000000000007", True)]
     assert InboundMessage.objects.get().outcome == ReplyOutcome.CONVERTED
 
@@ -183,14 +173,14 @@ def test_a_reported_non_conversion_stays_as_it_was(client: Client) -> None:
     message = sent("0A00000000000008")
     mark_converted(message, delivered=False)
     Conversion.objects.update(status=Status.REPORTED)
-    post(client, reply())
+    post(client, reply_params())
     assert conversions() == [("0A00000000000008", False)]
     assert InboundMessage.objects.get().outcome == ReplyOutcome.ALREADY_CONVERTED
 
 
 def test_a_reply_matching_nothing_is_acknowledged_and_ignored(client: Client) -> None:
     sent("0A00000000000009", to=OTHER)
-    response = post(client, reply(msisdn=NUMBER))
+    response = post(client, reply_params(msisdn=NUMBER))
     assert response.status_code == 200
     assert conversions() == []
     row = InboundMessage.objects.get()
@@ -199,7 +189,7 @@ def test_a_reply_matching_nothing_is_acknowledged_and_ignored(client: Client) ->
 
 def test_an_alphanumeric_sender_matches_nothing(client: Client) -> None:
     sent("0A0000000000000A")
-    assert post(client, reply(msisdn="VONAGE")).status_code == 200
+    assert post(client, reply_params(msisdn="VONAGE")).status_code == 200
     assert conversions() == []
 
 
@@ -207,14 +197,14 @@ def test_a_sender_with_no_digits_never_matches_messages_recorded_without_a_numbe
     client: Client,
 ) -> None:
     record_message("0A0000000000002A")  # no recipient: its hash is empty
-    assert post(client, reply(msisdn="+ ()")).status_code == 200
+    assert post(client, reply_params(msisdn="+ ()")).status_code == 200
     assert conversions() == []
     assert InboundMessage.objects.get().outcome == ReplyOutcome.UNMATCHED
 
 
 def test_only_sms_are_matched_not_calls(client: Client) -> None:
     record_message("63f61863-4a51-4f6b-86e1-46edebcf9356", channel="voice", recipient=NUMBER)
-    post(client, reply())
+    post(client, reply_params())
     assert conversions() == []
 
 
@@ -223,27 +213,27 @@ def test_only_sms_are_matched_not_calls(client: Client) -> None:
 
 def test_the_window_is_24_hours_by_default(client: Client) -> None:
     record_message("0A0000000000000B", recipient=NUMBER, sent_at=ago(hours=24, minutes=5))
-    post(client, reply())
+    post(client, reply_params())
     assert conversions() == []
     record_message("0A0000000000000C", recipient=NUMBER, sent_at=ago(hours=23, minutes=55))
-    post(client, reply())
+    post(client, reply_params())
     assert conversions() == [("0A0000000000000C", True)]
 
 
 def test_reply_window_setting(client: Client, settings: Any) -> None:
     configure(settings, REPLY_WINDOW=3600)
     sent("0A0000000000000D", minutes_ago=90)
-    post(client, reply())
+    post(client, reply_params())
     assert conversions() == []
     sent("0A0000000000000E", minutes_ago=50)
-    post(client, reply())
+    post(client, reply_params())
     assert conversions() == [("0A0000000000000E", True)]
 
 
 def test_the_window_is_counted_from_the_reply_not_from_its_arrival(client: Client) -> None:
     # Vonage retries for a day: a reply that arrives late is judged by when it was sent.
     sent("0A0000000000000F", minutes_ago=60 * 30)  # 30 hours ago
-    post(client, reply(at=whole_seconds(ago(hours=29))))
+    post(client, reply_params(at=whole_seconds(ago(hours=29))))
     assert conversions() == [("0A0000000000000F", True)]
 
 
@@ -251,7 +241,7 @@ def test_the_latest_message_to_that_number_wins(client: Client) -> None:
     sent("0A00000000000010", minutes_ago=180)
     latest = sent("0A00000000000011", minutes_ago=60)
     sent("0A00000000000012", to=OTHER, minutes_ago=30)  # later, but to someone else
-    post(client, reply())
+    post(client, reply_params())
     assert conversions() == [("0A00000000000011", True)]
     assert InboundMessage.objects.get().matched == latest
 
@@ -259,7 +249,7 @@ def test_the_latest_message_to_that_number_wins(client: Client) -> None:
 def test_a_message_sent_after_the_reply_is_not_what_it_answers(client: Client) -> None:
     sent("0A00000000000013", minutes_ago=180)
     sent("0A00000000000014", minutes_ago=60)
-    post(client, reply(at=whole_seconds(ago(hours=2))))  # a late delivery of an older reply
+    post(client, reply_params(at=whole_seconds(ago(hours=2))))  # a late delivery of an older reply
     assert conversions() == [("0A00000000000013", True)]
 
 
@@ -273,7 +263,7 @@ def test_a_long_sms_is_matched_by_its_first_part_and_every_part_converts(client:
             ],
         }
     )
-    post(client, reply())
+    post(client, reply_params())
     assert conversions() == [("0A00000000000015", True), ("0A00000000000016", True)]
     assert InboundMessage.objects.get().matched == parts[0]
 
@@ -285,7 +275,7 @@ def test_hashed_matching_needs_no_stored_number(client: Client, settings: Any) -
     configure(settings, RECIPIENT_STORAGE="none")
     message = record_message("0A00000000000017", recipient="+44 7700 900123")
     assert message.recipient == ""
-    post(client, reply(msisdn=NUMBER))  # Vonage writes the number as digits only
+    post(client, reply_params(msisdn=NUMBER))  # Vonage writes the number as digits only
     assert conversions() == [("0A00000000000017", True)]
 
 
@@ -295,7 +285,7 @@ def test_neither_the_number_nor_the_text_is_stored_or_logged(
     sent("0A00000000000018")
     text = "Yes-please-9871"
     with caplog.at_level(logging.DEBUG, logger="django_nexmo_conversion"):
-        post(client, reply(text))
+        post(client, reply_params(text))
     row = InboundMessage.objects.get()
     stored = " ".join(str(v) for v in InboundMessage.objects.values().get().values())
     assert NUMBER not in stored
@@ -309,7 +299,7 @@ def test_neither_the_number_nor_the_text_is_stored_or_logged(
 def test_the_reply_repr_hides_the_number_and_text() -> None:
     from django_nexmo_conversion.webhooks import parse_inbound
 
-    parsed = parse_inbound(reply("secret words"))
+    parsed = parse_inbound(reply_params("secret words"))
     assert NUMBER not in repr(parsed)
     assert "secret words" not in repr(parsed)
 
@@ -333,11 +323,11 @@ def test_reply_filter_decides_per_reply(client: Client, settings: Any) -> None:
     FILTER_CALLS.clear()
     message = sent("0A00000000000019")
 
-    assert post(client, reply("No thanks")).status_code == 200
+    assert post(client, reply_params("No thanks")).status_code == 200
     assert conversions() == []
     assert InboundMessage.objects.get().outcome == ReplyOutcome.FILTERED
 
-    assert post(client, reply(" yes ")).status_code == 200
+    assert post(client, reply_params(" yes ")).status_code == 200
     assert conversions() == [("0A00000000000019", True)]
     [(first, matched), (second, _)] = FILTER_CALLS
     assert (first.text, first.msisdn, matched) == ("No thanks", NUMBER, message)
@@ -351,7 +341,7 @@ def test_reply_filter_is_not_asked_about_replies_matching_nothing(
 ) -> None:
     configure(settings, REPLY_FILTER="tests.test_webhooks.only_yes")
     FILTER_CALLS.clear()
-    post(client, reply("YES"))
+    post(client, reply_params("YES"))
     assert FILTER_CALLS == []
     assert InboundMessage.objects.get().outcome == ReplyOutcome.UNMATCHED
 
@@ -361,7 +351,7 @@ def test_a_broken_filter_records_nothing_so_vonage_sends_it_again(
 ) -> None:
     configure(settings, REPLY_FILTER="tests.test_webhooks.exploding_filter")
     sent("0A0000000000001A")
-    response = Client(raise_request_exception=False).post(inbound_url(), reply())
+    response = Client(raise_request_exception=False).post(inbound_url(), reply_params())
     assert response.status_code == 500
     assert InboundMessage.objects.count() == 0
     assert conversions() == []
@@ -381,7 +371,7 @@ def test_only_get_and_post(client: Client, method: str) -> None:
 
 def test_no_csrf_token_needed() -> None:
     sent("0A0000000000001C")
-    response = Client(enforce_csrf_checks=True).post(inbound_url(), reply())
+    response = Client(enforce_csrf_checks=True).post(inbound_url(), reply_params())
     assert response.status_code == 200
     assert conversions() == [("0A0000000000001C", True)]
 
@@ -408,7 +398,7 @@ def test_bad_parameters_answer_400_naming_them_and_record_nothing(
     client: Client, change: dict[str, str], named: str
 ) -> None:
     sent("0A0000000000001D")
-    params = {**reply(), **change}
+    params = {**reply_params(), **change}
     response = post(client, params)
     assert response.status_code == 400
     assert named in response.content.decode()
@@ -427,14 +417,14 @@ def test_a_json_body_that_is_not_an_object_is_refused(client: Client, body: str 
 
 def test_without_message_timestamp_the_unix_timestamp_or_now_dates_it(client: Client) -> None:
     sent("0A0000000000001E")
-    params = reply()
+    params = reply_params()
     del params["message-timestamp"]
     params["timestamp"] = str(int(ago(minutes=4).timestamp()))
     post(client, params)
     assert InboundMessage.objects.get().replied_at == datetime.fromtimestamp(
         int(params["timestamp"]), tz=dt_timezone.utc
     )
-    params = reply()
+    params = reply_params()
     del params["message-timestamp"]
     before = timezone.now()
     post(client, params)
@@ -443,7 +433,7 @@ def test_without_message_timestamp_the_unix_timestamp_or_now_dates_it(client: Cl
 
 def test_a_reply_dated_in_the_future_is_dated_now(client: Client) -> None:
     sent("0A0000000000001F")
-    post(client, reply(at=timezone.now() + timedelta(hours=2)))
+    post(client, reply_params(at=timezone.now() + timedelta(hours=2)))
     assert Conversion.objects.get().timestamp <= timezone.now()
 
 
@@ -454,7 +444,7 @@ def test_no_report_is_sent_inside_the_request_with_manual_dispatch(
     client: Client, nexmo_outbox: list[SentReport]
 ) -> None:
     sent("0A00000000000020")
-    post(client, reply())
+    post(client, reply_params())
     assert outbox == []  # the backend's own list: answered without calling Nexmo
     assert report_pending().reported == 1
     assert [(r.message_id, r.delivered) for r in nexmo_outbox] == [("0A00000000000020", True)]
@@ -467,7 +457,7 @@ def test_on_commit_dispatch_reports_once_the_webhook_commits(
     configure(settings, DISPATCH="on_commit")
     sent("0A00000000000021")
     replied_at = whole_seconds(ago(minutes=1))
-    Client().post(inbound_url(), reply(at=replied_at))
+    Client().post(inbound_url(), reply_params(at=replied_at))
     [report] = nexmo_outbox
     assert (report.message_id, report.delivered) == ("0A00000000000021", True)
     assert report.timestamp == replied_at.astimezone(dt_timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
@@ -499,7 +489,7 @@ def test_the_sandbox_posts_a_reply_that_is_reported_to_nexmo(
 @pytest.mark.django_db(transaction=True)
 def test_the_same_reply_posted_at_once_by_several_retries_counts_once(live_server: Any) -> None:
     message = sent("0A00000000000024")
-    params = reply()
+    params = reply_params()
     url = live_server.url + inbound_url()
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: SENDER.post(url, params).status, range(8)))
