@@ -1,8 +1,10 @@
 """The conversion dashboard: its page (counts, the rate chart, top failures, the halt banner)
-and its "Dashboard" entry on the admin index."""
+and its "Dashboard" entry on the admin index. The view reads ``?days=`` through
+:class:`~.forms.DashboardParams` and hands the template one :class:`DashboardPage`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -14,11 +16,13 @@ from django.template.loader import get_template
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from .. import geography, insights, queries
-from ..models import Conversion, ConversionDashboard, Status
+from ..models import Conversion, ConversionAlert, ConversionDashboard, Status
 from . import chart
+from .forms import PERIODS, DashboardParams
 from .notices import halt_context
 from .permissions import ReportPermissionMixin, can_view_conversions
 
@@ -28,8 +32,8 @@ if TYPE_CHECKING:
 else:
     DashboardAdminBase = admin.ModelAdmin
 
-#: Days in the dashboard's chart.
-CHART_DAYS = 30
+#: Days in the dashboard's chart by default (``?days=`` picks another of ``forms.PERIODS``).
+CHART_DAYS = PERIODS[0]
 #: Failure reasons listed on the dashboard.
 TOP_FAILURES = 5
 
@@ -48,45 +52,131 @@ def breadcrumbs_are_a_list() -> bool:
     return '<ol class="breadcrumbs">' in source
 
 
+@dataclass(frozen=True)
+class StatusCard:
+    value: str
+    label: str
+    count: int
+    url: str
+
+
+@dataclass(frozen=True)
+class FailureRow:
+    reason: queries.FailureReason
+    url: str
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    alert: ConversionAlert
+    label: str
+
+
+@dataclass(frozen=True)
+class DashboardPage:
+    """Everything the dashboard's template shows."""
+
+    changelist_url: str
+    insights_url: str
+    statuses: list[StatusCard]
+    total: int
+    windows: list[queries.WindowCounts]
+    #: The rate chart's period, in days (``?days=``), its days, and their sums.
+    chart_days: int
+    periods: list[tuple[int, str]]
+    days: list[queries.DayRate]
+    chart: SafeString
+    days_sent: int
+    days_converted: int
+    overall_rate: str | None
+    #: What the chart and the alerts are current to (the sweeps count them).
+    freshness: insights.Freshness
+    failures: list[FailureRow]
+    alerts: list[AlertRow]
+    time_zone: str
+    can_report: bool
+    breadcrumbs_list: bool
+
+
+def build_page(
+    *, chart_days: int, changelist_url: str, insights_url: str, can_report: bool
+) -> DashboardPage:
+    """The dashboard for a chart of ``chart_days`` days (a clean ``?days=``)."""
+
+    def filtered(**params: str) -> str:
+        return f"{changelist_url}?{urlencode(params)}"
+
+    counts = queries.status_counts()
+    days = queries.daily_conversion_rates(days=chart_days)
+    average = chart.overall_rate(days)
+    return DashboardPage(
+        changelist_url=changelist_url,
+        insights_url=insights_url,
+        statuses=[
+            StatusCard(
+                status.value,
+                str(status.label),
+                counts[status.value],
+                filtered(status__exact=status.value),
+            )
+            for status in Status
+        ],
+        total=sum(counts.values()),
+        windows=queries.window_counts(),
+        chart_days=chart_days,
+        periods=[(period, f"?{urlencode({'days': period})}") for period in PERIODS],
+        days=days,
+        chart=chart.rate_chart(days),
+        days_sent=sum(day.sent for day in days),
+        days_converted=sum(day.converted for day in days),
+        overall_rate=chart.percent(average) if average is not None else None,
+        freshness=insights.freshness(),
+        failures=[
+            FailureRow(
+                reason,
+                filtered(
+                    status__exact=Status.FAILED,
+                    answer=queries.last_answer_kind(reason.status_code),
+                ),
+            )
+            for reason in queries.top_failure_reasons(limit=TOP_FAILURES)
+        ],
+        alerts=[
+            AlertRow(
+                alert,
+                geography.country_label(alert.key)
+                if alert.by == "country"
+                else geography.network_label(alert.key),
+            )
+            for alert in insights.active_alerts()
+        ],
+        time_zone=timezone.get_current_timezone_name(),
+        can_report=can_report,
+        breadcrumbs_list=breadcrumbs_are_a_list(),
+    )
+
+
 def render_dashboard(request: HttpRequest, model_admin: ReportPermissionMixin) -> HttpResponse:
     """Counts by status, recent periods, the daily conversion rate, top failure reasons and
-    the halt banner, the active low-conversion alerts. Eight queries, each bounded by an
-    index or read from the hourly rollups, whatever the table size.
+    the halt banner, the active low-conversion alerts. A bounded number of queries, each
+    bounded by an index or read from the hourly rollups, whatever the table size.
 
     ``model_admin`` is the conversions' admin, which mounts the page (``ConversionAdmin``).
     """
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     opts = model_admin.opts
-    changelist = reverse(
-        f"admin:{opts.app_label}_{opts.model_name}_changelist",
-        current_app=model_admin.admin_site.name,
+    site = model_admin.admin_site.name
+    page = build_page(
+        chart_days=DashboardParams(request.GET).values()["days"],
+        changelist_url=reverse(
+            f"admin:{opts.app_label}_{opts.model_name}_changelist", current_app=site
+        ),
+        insights_url=reverse(
+            f"admin:{opts.app_label}_{opts.model_name}_insights", current_app=site
+        ),
+        can_report=model_admin.has_report_permission(request),
     )
-
-    def filtered(**params: str) -> str:
-        return f"{changelist}?{urlencode(params)}"
-
-    counts = queries.status_counts()
-    statuses = [
-        {
-            "value": status.value,
-            "label": status.label,
-            "count": counts[status.value],
-            "url": filtered(status__exact=status.value),
-        }
-        for status in Status
-    ]
-    days = queries.daily_conversion_rates(days=CHART_DAYS)
-    average = chart.overall_rate(days)
-    failures = [
-        {
-            "reason": reason,
-            "url": filtered(
-                status__exact=Status.FAILED, answer=queries.last_answer_kind(reason.status_code)
-            ),
-        }
-        for reason in queries.top_failure_reasons(limit=TOP_FAILURES)
-    ]
     context = {
         **model_admin.admin_site.each_context(request),
         **halt_context(),
@@ -95,37 +185,9 @@ def render_dashboard(request: HttpRequest, model_admin: ReportPermissionMixin) -
         "opts": opts,
         "app_label": opts.app_label,
         "media": model_admin.media,
-        "changelist_url": changelist,
-        "statuses": statuses,
-        "total": sum(counts.values()),
-        "windows": queries.window_counts(),
-        "chart": chart.rate_chart(days),
-        # The chart and the alerts are counted by the sweeps: say what they are current to.
-        "freshness": insights.freshness(),
-        "days": days,
-        "chart_days": CHART_DAYS,
-        "days_sent": sum(day.sent for day in days),
-        "days_converted": sum(day.converted for day in days),
-        "overall_rate": chart.percent(average) if average is not None else None,
-        "failures": failures,
-        "time_zone": timezone.get_current_timezone_name(),
-        "can_report": model_admin.has_report_permission(request),
-        "breadcrumbs_list": breadcrumbs_are_a_list(),
-        "insights_url": reverse(
-            f"admin:{opts.app_label}_{opts.model_name}_insights",
-            current_app=model_admin.admin_site.name,
-        ),
-        "alerts": [
-            {
-                "alert": alert,
-                "label": geography.country_label(alert.key)
-                if alert.by == "country"
-                else geography.network_label(alert.key),
-            }
-            for alert in insights.active_alerts()
-        ],
+        "page": page,
     }
-    request.current_app = model_admin.admin_site.name
+    request.current_app = site
     return TemplateResponse(request, "admin/django_nexmo_conversion/dashboard.html", context)
 
 
