@@ -59,7 +59,7 @@ def test_find_failed_retry_them_and_read_the_dashboard(
     assert page.locator("#result_list .nexmo-badge").count() == 50  # one page
     for status in ("reported", "failed", "pending"):
         assert page.locator(f"#result_list .nexmo-badge--{status}").count() > 0, status
-    screenshot(page, "changelist")
+    # docs/screenshots/changelist.png is taken at laptop width, sidebar open: test_admin_laptop.
 
     # A conversion Nexmo never accepted: every attempt is listed on its page, read-only.
     page.goto(f"{base}/admin/django_nexmo_conversion/conversion/{data.gave_up.pk}/change/")
