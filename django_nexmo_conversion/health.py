@@ -116,7 +116,8 @@ def counted_freshness(now: datetime) -> Any | None:
 
 
 def window_text(seconds: float) -> str:
-    """An alert window for people ("24 hours"), as the insights feature says it."""
+    """A duration for people ("42 seconds", "24 hours"), as the insights feature says it
+    (translated when a language is active)."""
     if importlib.util.find_spec(ALERT_SOURCE) is None:
         return _duration(seconds)
     return str(importlib.import_module(ALERT_SOURCE).duration_text(seconds))
@@ -178,7 +179,7 @@ def findings(now: datetime | None = None, *, public: bool = False) -> list[Findi
     waited = max(0.0, (now - first_due).total_seconds()) if first_due else 0.0
     level = level_of(waited, conf.status_oldest_due)
     message = (
-        f"The oldest due conversion has waited {_duration(waited)}."
+        f"The oldest due conversion has waited {window_text(waited)}."
         if first_due
         else "No conversion is waiting to be reported."
     )

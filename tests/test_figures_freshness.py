@@ -148,3 +148,12 @@ def test_the_insights_alert_names_its_window_in_words(admin_client: Client, sett
 
     assert "in the last 24 hours" in html
     assert "86400" not in html
+
+
+def test_conversion_status_says_how_long_the_oldest_waited_in_words() -> None:
+    mark_converted(record_message("0C00000000WAIT01"))
+
+    later = timezone.now() + timedelta(minutes=10)
+    [oldest] = [f for f in health.findings(later) if f.check == "oldest_due"]
+
+    assert "has waited 10 minutes." in oldest.message
