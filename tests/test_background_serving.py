@@ -79,3 +79,12 @@ def test_a_retry_goes_at_its_due_time_not_at_the_next_sweep(settings: Any) -> No
         assert time.monotonic() - started < 10
         assert [r.status for r in sandbox.requests] == [503, 200]
     background.shutdown()
+
+
+@pytest.mark.usefixtures("fresh_process")
+def test_broken_settings_never_fail_a_request(settings: Any) -> None:
+    settings.NEXMO_CONVERSION = {"DISPATCH": "no-such-mode", "SWEEP_INTERVAL": "often"}
+
+    response = Client().get("/admin/login/")
+
+    assert response.status_code == 200

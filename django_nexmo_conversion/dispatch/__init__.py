@@ -61,9 +61,14 @@ def serving(**kwargs: Any) -> None:
     retries, figures and alerts never wait for a mark or a command. Connected to
     ``request_started`` (and Celery's ``worker_ready``) by the app's ``ready()``; one-off
     commands (``migrate``, ``shell``, ...) serve nothing and so never start it."""
-    conf = get_settings()
-    if conf.dispatch == "background" and conf.sweep_interval:
-        background.start()
+    try:
+        conf = get_settings()
+        if conf.dispatch == "background" and conf.sweep_interval:
+            background.start()
+    except Exception:
+        # Never fail the request this runs in: broken settings are the system checks' and
+        # the first mark's to report; the reporter's own problems are logged where they arise.
+        logger.debug("Could not start the background reporter's sweeps.", exc_info=True)
 
 
 def connect_serving() -> None:
