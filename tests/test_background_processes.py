@@ -122,3 +122,24 @@ def test_four_processes_mark_and_sweep_without_duplicates_or_losses(tmp_path) ->
     )
     assert all(recorded[message_id] == n - 1 for message_id, n in twice.items()), twice
     assert all(message_id in reported for message_id in (f"P0{n:06d}" for n in range(count)))
+
+
+def test_exit_is_bounded_by_the_flush_and_one_timeout_while_nexmo_hangs(tmp_path) -> None:
+    """The send pool must not run every queued send at exit: 20 marks, 2 at a time, against
+    an API that never answers within TIMEOUT held the exit for 45 s and more."""
+    timeout, linger = 3, 4
+    log = tmp_path / "marker.log"
+    with Sandbox(latency=60) as sandbox:
+        env = background_env(sandbox, TIMEOUT=timeout, CONCURRENCY=2, LEASE_SECONDS=120)
+        # It exits after lingering while its reporter is mid-run, requests on the wire.
+        with running(marker("BOUND", 20, linger), env, log=log) as process:
+            assert wait_until(lambda: b"marked" in log.read_bytes(), timeout=60)
+            # The bound is EXIT_FLUSH_SECONDS (2) + one TIMEOUT (3) = 5 s after lingering;
+            # 10 s of margin for a loaded machine, far under what draining the queue takes.
+            process.wait(timeout=linger + 2 + timeout + 10)
+        # Nothing lost: every mark is a row, pending (or sending until its lease ends).
+        assert Conversion.objects.count() == 20
+        assert set(Conversion.objects.values_list("status", flat=True)) <= {
+            Status.PENDING,
+            Status.SENDING,
+        }

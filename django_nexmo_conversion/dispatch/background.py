@@ -325,4 +325,10 @@ def _restart_on_change(*, setting: str, **kwargs: Any) -> None:
 
 
 os.register_at_fork(after_in_child=_forget_in_child)
+# At exit, stop before ``concurrent.futures`` joins the send pool's threads: it lets them run
+# every send still queued first, one TIMEOUT each. Registered after it (the senders imported
+# it), so run before it. Exit then takes EXIT_FLUSH_SECONDS plus the one TIMEOUT of the
+# requests already on the wire; what was not sent stays pending for the next process.
+_register_before_threads_join = getattr(threading, "_register_atexit", atexit.register)
+_register_before_threads_join(shutdown)
 atexit.register(shutdown)
