@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -8,6 +9,66 @@ if TYPE_CHECKING:
     from django_nexmo_conversion.sandbox import Sandbox
 
 pytest_plugins = ["django_nexmo_conversion.testing.pytest_plugin"]
+
+#: Set by tests/run.py and the nox sessions for their PostgreSQL and MariaDB runs: those runs
+#: leave out the tests that never touch a database, since the SQLite run (which always runs
+#: everything) already ran them. Unset, every run runs every test.
+DATABASE_TESTS_ONLY = "NEXMO_TEST_DATABASE_TESTS_ONLY"
+#: pytest-django's fixtures that open the test database (``admin_client``, ``live_server`` and
+#: the rest depend on one of them, so they are in a test's fixture closure too).
+DATABASE_FIXTURES = frozenset(
+    {
+        "db",
+        "transactional_db",
+        "django_db_reset_sequences",
+        "django_db_serialized_rollback",
+        "django_db_setup",
+        "live_server",
+    }
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "every_database: runs on every database even though it requests no database fixture "
+        "(it reaches the database some other way)",
+    )
+
+
+def touches_database(item: pytest.Item) -> bool:
+    """Whether a test can reach the test database: pytest-django refuses any query from a test
+    without the ``django_db`` marker or a database fixture, and the worker subprocesses reach
+    the test database only by the name such a test sets up."""
+    if item.get_closest_marker("django_db") or item.get_closest_marker("every_database"):
+        return True
+    return bool(DATABASE_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+
+
+_LEFT_OUT = pytest.StashKey[tuple[int, str]]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from django.conf import settings
+
+    if os.environ.get(DATABASE_TESTS_ONLY) != "1" or settings.DB == "sqlite":
+        return
+    kept = [item for item in items if touches_database(item)]
+    left_out = [item for item in items if not touches_database(item)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+    config.stash[_LEFT_OUT] = (len(left_out), settings.DB)
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
+    if _LEFT_OUT not in config.stash:
+        return None
+    count, db = config.stash[_LEFT_OUT]
+    return (
+        f"{count} tests deselected on {db}: they touch no database (no django_db marker, no "
+        f"database fixture) and the SQLite run runs them; {DATABASE_TESTS_ONLY}=0 runs them here"
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -1,30 +1,58 @@
-"""Run the whole suite on SQLite, then on each local database server that is reachable.
+"""Run the whole suite on SQLite and on each local database server that is reachable, at once.
+
+The runs are separate pytest processes, each with its own test database (SQLite: a file named
+after the process; PostgreSQL and MariaDB: ``NEXMO_TEST_DB_TEST_NAME`` or Django's default),
+its own Celery queue and free ports, so they run side by side: SQLite's output streams as it
+comes, the others' is printed as each one ends. ``NEXMO_TEST_SERIAL=1`` runs them one after
+the other instead, all output live.
+
+The SQLite run runs every test, with coverage. The PostgreSQL and MariaDB runs leave out the
+tests that touch no database (``NEXMO_TEST_DATABASE_TESTS_ONLY``, see tests/conftest.py): they
+have nothing of a database to test and the SQLite run has run them.
 
 Without a server (a laptop with no PostgreSQL) the run says so in one line and stays green;
 with NEXMO_REQUIRE_SERVICES=1 (set by .ci/run) a missing server fails the run instead.
-Extra arguments go to pytest, e.g. ``python tests/run.py -k signing``.
+Extra arguments go to every pytest run, e.g. ``python tests/run.py -k signing``.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 SERVERS = {"postgres": ("127.0.0.1", 5432), "mariadb": ("127.0.0.1", 3306)}
-#: The driver each server needs, and how to get it.
-DRIVERS = {
-    "postgres": ("psycopg", "pip install 'psycopg[binary]'"),
-    "mariadb": ("MySQLdb", "apt-get install libmariadb-dev pkg-config && pip install mysqlclient"),
-}
+#: The driver each server needs: its module and its package.
+DRIVERS = {"postgres": ("psycopg", "psycopg[binary]"), "mariadb": ("MySQLdb", "mysqlclient")}
+
+
+def mariadb_library_missing() -> str | None:
+    """What mysqlclient needs to build that this machine lacks, if anything."""
+    if shutil.which("pkg-config") is None:
+        return "pkg-config"
+    found = subprocess.run(  # fixed arguments
+        ["pkg-config", "--exists", "libmariadb"],
+        check=False,
+    )
+    return None if found.returncode == 0 else "libmariadb-dev"
 
 
 def missing_driver(db: str) -> str | None:
-    module, how = DRIVERS[db]
+    module, package = DRIVERS[db]
     if importlib.util.find_spec(module) is None:
-        return f"its driver {module} is not installed ({how})"
+        why = f"its driver {package} is not installed in {sys.prefix}"
+        if db != "mariadb":
+            return f"{why} (pip install '{package}')"
+        lacking = mariadb_library_missing()
+        if lacking:
+            return f"{why}: building it needs {lacking} (apt-get install libmariadb-dev pkg-config)"
+        return f"{why} (`make clean test` installs it now that libmariadb-dev is there)"
     return None
 
 
@@ -36,18 +64,65 @@ def reachable(host: str, port: int) -> bool:
         return False
 
 
-def pytest(db: str, args: list[str]) -> int:
-    print(f"\n=== test suite on {db} ===", flush=True)
+def command(db: str, args: list[str]) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, "NEXMO_TEST_DB": db}
-    return subprocess.call([sys.executable, "-m", "pytest", *args], env=env)
+    if db == "sqlite":
+        args = ["--cov", "--cov-report=term:skip-covered", *args]
+    else:
+        env.setdefault("NEXMO_TEST_DATABASE_TESTS_ONLY", "1")
+    return [sys.executable, "-m", "pytest", *args], env
+
+
+def run_serially(dbs: list[str], args: list[str]) -> list[str]:
+    failed = []
+    for db in dbs:
+        print(f"\n=== test suite on {db} ===", flush=True)
+        argv, env = command(db, args)
+        if subprocess.call(argv, env=env) != 0:  # this interpreter, our args
+            failed.append(db)
+    return failed
+
+
+def run_together(dbs: list[str], args: list[str]) -> list[str]:
+    """SQLite in the foreground, the servers' runs beside it with their output in a file."""
+    logs = Path(tempfile.mkdtemp(prefix="nexmo-test-runs-"))
+    started = time.monotonic()
+    background = {}
+    for db in dbs:
+        if db == "sqlite":
+            continue
+        argv, env = command(db, args)
+        log = logs / f"{db}.log"
+        # Output to a file, read when the run ends: nothing interleaves with SQLite's.
+        with log.open("wb") as out:
+            process = subprocess.Popen(  # this interpreter, our args
+                argv, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        background[db] = (process, log)
+        print(f"=== test suite on {db}: started beside SQLite (output: {log}) ===", flush=True)
+    failed = []
+    if "sqlite" in dbs:
+        print("\n=== test suite on sqlite ===", flush=True)
+        argv, env = command("sqlite", args)
+        if subprocess.call(argv, env=env) != 0:  # this interpreter, our args
+            failed.append("sqlite")
+        print(f"=== sqlite: ended after {time.monotonic() - started:.0f} s ===", flush=True)
+    for db, (process, log) in background.items():
+        code = process.wait()
+        print(f"\n=== test suite on {db} (ran beside SQLite) ===", flush=True)
+        print(log.read_text(errors="replace"), end="", flush=True)
+        print(f"=== {db}: ended after {time.monotonic() - started:.0f} s ===", flush=True)
+        if code != 0:
+            failed.append(db)
+    return failed
 
 
 def main() -> int:
     args = sys.argv[1:]
     require = os.environ.get("NEXMO_REQUIRE_SERVICES") == "1"
     failed = []
-    if pytest("sqlite", ["--cov", "--cov-report=term:skip-covered", *args]) != 0:
-        failed.append("sqlite")
+    not_run = []
+    dbs = ["sqlite"]
     for db, (host, port) in SERVERS.items():
         why = missing_driver(db)
         if why is None and not reachable(host, port):
@@ -58,14 +133,20 @@ def main() -> int:
                 print(f"FAILED {line} (NEXMO_REQUIRE_SERVICES=1)", flush=True)
                 failed.append(db)
             else:
-                print(f"NOT RUN {line} Start it to test against {db}.", flush=True)
+                print(f"NOT RUN {line}", flush=True)
+                not_run.append(line)
             continue
-        if pytest(db, args) != 0:
-            failed.append(db)
+        dbs.append(db)
+    if os.environ.get("NEXMO_TEST_SERIAL") == "1":
+        failed += run_serially(dbs, args)
+    else:
+        failed += run_together(dbs, args)
+    for line in not_run:
+        print(f"\nNOT RUN {line}", flush=True)
     if failed:
         print(f"\nFAILED on: {', '.join(failed)}", flush=True)
         return 1
-    print("\nAll database runs passed.", flush=True)
+    print(f"\nAll database runs passed: {', '.join(dbs)}.", flush=True)
     return 0
 
 

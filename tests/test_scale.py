@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections import Counter
 from contextlib import ExitStack
 
@@ -123,13 +124,17 @@ def test_rate_limit_is_shared_by_all_workers(tmp_path):
     rate, count = 20, 120
     make_due(count, "RATE")
     redis_url = "redis://127.0.0.1:6379/15"
-    redis.Redis.from_url(redis_url).flushdb()  # a clean shared timeline
+    # A clean shared timeline of this test's own: the workers' keys carry a prefix no other
+    # run (the suite on another database, running beside this one) uses.
+    prefix = f"scale-{uuid.uuid4().hex}"
+    assert not redis.Redis.from_url(redis_url).keys(f"{prefix}*")
 
     with Sandbox(latency=0.005) as sandbox:
         env = worker_env(
             sandbox_settings(sandbox, RATE_LIMIT=rate),
             NEXMO_TEST_CACHE="redis",
             NEXMO_TEST_REDIS_URL=redis_url,
+            NEXMO_TEST_REDIS_KEY_PREFIX=prefix,
         )
         with ExitStack() as stack:
             workers = [
