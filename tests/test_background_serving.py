@@ -88,3 +88,17 @@ def test_broken_settings_never_fail_a_request(settings: Any) -> None:
     response = Client().get("/admin/login/")
 
     assert response.status_code == 200
+
+
+@pytest.mark.usefixtures("fresh_process")
+def test_a_celery_worker_sweeps_once_it_is_ready() -> None:
+    from celery.signals import worker_ready
+
+    from django_nexmo_conversion.dispatch import connect_serving
+
+    connect_serving()  # what the app's ready() does in a worker, where celery came first
+    assert not background.get_reporter().is_alive()
+
+    worker_ready.send(sender=None)
+
+    assert background.get_reporter().is_alive()
