@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.db import connections
 from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
@@ -402,3 +403,57 @@ def test_an_error_in_an_unknown_charset_is_stored_redacted(settings: Any, charse
         assert conversion.status == Status.FAILED
         assert "no such account" in conversion.last_error
         assert secret not in conversion.last_error
+
+
+# --- a far-future Retry-After and the shared limiter -------------------------------------------
+
+
+def test_a_shared_pause_lasts_a_minute_at_most_whatever_retry_backoff_max(
+    shared_cache: Any,
+) -> None:
+    """One answer may delay its own conversion by up to RETRY_BACKOFF_MAX (6 hours by
+    default), never every worker: the pause all share is a minute at most."""
+    fake = FakeTime()
+    limiter = RateLimiter(10, clock=fake.clock, sleep=fake.sleep, max_wait=21600)
+    limiter.penalize(21600)
+    assert limiter.wait()
+    assert fake.slept <= 60 + limiter.interval
+
+
+def test_a_state_paused_for_hours_is_healed_to_a_minute(shared_cache: Any) -> None:
+    fake = FakeTime()
+    shared_cache.set(STATE_KEY, {"next": fake.now + 21600, "started": []})
+    limiter = RateLimiter(10, clock=fake.clock, sleep=fake.sleep, max_wait=21600)
+    assert limiter.wait()
+    assert fake.slept <= 60 + limiter.interval
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_far_future_retry_after_delays_its_own_conversion_and_pauses_no_run(
+    settings: Any, shared_cache: Any
+) -> None:
+    with Sandbox(retry_after=253402300799) as sandbox:  # Retry-After: about year 9999
+        configure(settings, sandbox=sandbox, RATE_LIMIT=5, RETRY_BACKOFF_MAX=21600)
+        sandbox.script(429)
+        throttled, waiting = mark_converted("0A0000000000FA01"), mark_converted("0A0000000000FA02")
+        finished: list[Any] = []
+
+        def run() -> None:
+            try:
+                finished.append(report_pending(concurrency=1))
+            finally:
+                connections.close_all()
+
+        runner = threading.Thread(target=run, daemon=True)
+        runner.start()
+        # The run does not sleep out the pause: the rows wait in the database instead. (A
+        # bound with a wide margin: before, it slept for hours.)
+        runner.join(timeout=30)
+        assert finished, "the run slept out the 429's pause"
+        assert len(sandbox.requests) == 1
+        throttled.refresh_from_db()
+        waiting.refresh_from_db()
+        assert throttled.status == waiting.status == Status.PENDING
+        assert throttled.next_attempt_at is not None
+        assert throttled.next_attempt_at <= timezone.now() + timedelta(seconds=21600)
+        assert waiting.attempt_count == 0  # never sent: nothing spent

@@ -9,8 +9,11 @@ Two rules, checked together under a tiny cache mutex right before each request s
 The budget is 5 % under ``RATE_LIMIT`` (19 of 20): the time from our send to Nexmo's
 arrival varies, and that slack keeps Nexmo's own one-second windows within the limit.
 A 429 moves the shared timeline past its ``Retry-After``, slowing every worker down, for at
-most ``max_wait`` seconds (``RETRY_BACKOFF_MAX``): one answer must not stop every worker on
-every host for a day. Every wait is cut short when the caller is asked to stop.
+most ``SHARED_PAUSE_MAX`` seconds (a minute; less if ``max_wait`` says so): one answer may
+delay its own conversion by up to ``RETRY_BACKOFF_MAX``, but must not stop every worker on
+every host for hours. A caller may also refuse to sleep out a pause longer than its own
+deadline (``wait(longest_pause=...)``): its rows then wait in the database. Every wait is cut
+short when the caller is asked to stop.
 
 The cache must be shared by the workers (Redis in production; locmem only limits one
 process) and is used from the report threads, so it must not be the database cache.
@@ -37,6 +40,8 @@ LOCK_TIMEOUT = 2
 STOP_CHECK = 0.05
 #: The longest penalty when none is given (an hour).
 DEFAULT_MAX_WAIT = 3600.0
+#: The longest pause one 429 imposes on every worker, whatever ``max_wait`` says.
+SHARED_PAUSE_MAX = 60.0
 
 
 class RateLimiter:
@@ -50,16 +55,22 @@ class RateLimiter:
         max_wait: float = DEFAULT_MAX_WAIT,
     ) -> None:
         self.budget = max(1, math.floor(rate * SAFETY))
-        self.max_wait = max_wait
+        self.max_wait = min(max_wait, SHARED_PAUSE_MAX)
         self.interval = WINDOW / self.budget
         self.cache = caches[cache_alias]
         self.clock = clock
         self.sleep = sleep
 
-    def wait(self, should_stop: Callable[[], bool] = lambda: False) -> bool:
+    def wait(
+        self, should_stop: Callable[[], bool] = lambda: False, *, longest_pause: float = math.inf
+    ) -> bool:
         """Block until this caller may start a request, and count it as started. Returns
-        False, without counting, as soon as ``should_stop()`` says so (SIGTERM)."""
+        False, without counting, as soon as ``should_stop()`` says so (SIGTERM), or at once
+        when a 429's pause would keep it waiting longer than ``longest_pause`` seconds (the
+        caller's deadline; waiting one's turn in the spacing is not a pause)."""
         while (delay := self._with_lock(self._take)) > 0:
+            if delay > longest_pause and delay > self.interval + WINDOW:
+                return False
             end = self.clock() + delay
             while (left := end - self.clock()) > 0:
                 if should_stop():

@@ -137,7 +137,11 @@ class Run:
             return None
         if self._backend is None:
             self._backend = get_backend()
-        if self.limiter is not None and not self.limiter.wait(self.should_stop):
+        # A 429's pause shared by every worker is not slept out past one TIMEOUT (what a
+        # request could take anyway): the row goes back to pending for a later run instead.
+        if self.limiter is not None and not self.limiter.wait(
+            self.should_stop, longest_pause=self.conf.timeout
+        ):
             return None
         claimed = (row.claim_token, row.pk)
         with self._lock:
