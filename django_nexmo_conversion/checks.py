@@ -27,6 +27,8 @@
 | W005 | no credentials, or a key without its secret (E001 under ``--deploy``) |
 | W006 | ``BASE_URL`` has a path: every report would 404                 |
 | W007 | the sandbox's credentials or a loopback ``BASE_URL`` (deploy check) |
+| W008 | a Django setting named like ``NEXMO_CONVERSION`` (``NEXMO_CONVERSIONS``) |
+| W009 | ``NEXMO_API_KEY`` & co. as Django settings the app does not use       |
 
 Missing credentials are W005 at a plain ``check`` so that a new project's ``migrate`` and
 ``test`` (which stop on any error) run before its secrets are set.
@@ -34,6 +36,7 @@ Missing credentials are W005 at a plain ``check`` so that a new project's ``migr
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -178,3 +181,53 @@ def check_background_threads(
             id=f"{CHECK_ID_PREFIX}.W004",
         )
     ]
+
+
+#: Credentials the app reads from the environment (and from NEXMO_CONVERSION), never as
+#: Django settings of their own: setting name -> the NEXMO_CONVERSION key it belongs in.
+CREDENTIAL_SETTINGS = {
+    f"{vendor}_{name}": name
+    for vendor in ("NEXMO", "VONAGE")
+    for name in ("API_KEY", "API_SECRET", "SIGNATURE_SECRET")
+}
+
+
+@checks.register()
+def check_near_miss_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """W008: a setting named almost ``NEXMO_CONVERSION``, which the app never reads; W009: a
+    credential given as a Django setting instead of an environment variable, and not passed
+    on in ``NEXMO_CONVERSION``. Values are never shown: they may be secrets."""
+    from django.conf import settings
+
+    names = [name for name in dir(settings) if name.isupper() and name != SETTING_NAME]
+    messages: list[checks.CheckMessage] = [
+        checks.Warning(
+            f"The {name} setting is not read by django_nexmo_conversion: its settings are one "
+            f"dict named {SETTING_NAME}.",
+            hint=f"Rename {name} to {SETTING_NAME}.",
+            id=f"{CHECK_ID_PREFIX}.W008",
+        )
+        for name in difflib.get_close_matches(SETTING_NAME, names, n=3, cutoff=0.85)
+    ]
+    account = _resolved().default_account
+    in_use = {
+        "API_KEY": account.api_key if account else None,
+        "API_SECRET": account.api_secret if account else None,
+        "SIGNATURE_SECRET": account.signature_secret if account else None,
+    }
+    for name, key in CREDENTIAL_SETTINGS.items():
+        value = getattr(settings, name, None)
+        if value is None or (value and str(value) == str(in_use[key] or "")):
+            continue  # not set, or passed on in NEXMO_CONVERSION: as intended
+        messages.append(
+            checks.Warning(
+                f"{name} is a Django setting, which django_nexmo_conversion does not read: it "
+                f"reads {name} from the environment, or {SETTING_NAME}['{key}'].",
+                hint=f'Put it in {SETTING_NAME} = {{"{key}": ...}}, or export {name} in the '
+                "environment instead of setting it in settings.py.",
+                id=f"{CHECK_ID_PREFIX}.W009",
+            )
+        )
+    return messages
