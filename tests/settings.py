@@ -52,6 +52,9 @@ TEMPLATES = [
 ]
 STATIC_URL = "/static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The admin tests' users (admin_user, the browser's login form): PBKDF2's deliberate slowness
+# cost each such test up to 1.5 s on a busy 2-core machine, and the suite tests no hasher.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 DB = os.environ.get("NEXMO_TEST_DB", "sqlite")
 DATABASES: dict[str, dict[str, Any]]
