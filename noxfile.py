@@ -1,8 +1,8 @@
 """The version matrix, lint, types and packaging, as nox sessions.
 
     nox -l                      # list every session
-    nox -t ci                   # what CI runs: lint, types, docs, package, and the tests on the
-                                # oldest and newest Python/Django pairs against all databases
+    nox -t ci                   # what CI runs: lint, types, docs, package, and the suite on the
+                                # oldest and newest Python/Django pairs (all databases at once)
     nox                         # everything (``make matrix``)
     nox -s lint types package
     nox -k "tests and 3.10 and sqlite"
@@ -100,8 +100,6 @@ def _test_params() -> list[nox.param]:
                 continue
             for db in DATABASES:
                 tags = [f"django{django}", db]
-                if (python, django) in (OLDEST, NEWEST):
-                    tags.append("ci")
                 params.append(
                     nox.param(python, django, db, id=f"{python}-django{django}-{db}", tags=tags)
                 )
@@ -223,14 +221,41 @@ def _check_sdist_contents(session: nox.Session, sdist: Path) -> None:
 @nox.session
 @nox.parametrize(["python", "django", "db"], _test_params())
 def tests(session: nox.Session, django: str, db: str) -> None:
-    """The test suite, with branch coverage held to fail_under in pyproject.toml."""
+    """The test suite on one database.
+
+    On SQLite: every test, with branch coverage held to fail_under in pyproject.toml. On
+    PostgreSQL and MariaDB: the tests that touch a database (tests/conftest.py deselects the
+    others, which the SQLite session of the same pair runs), without coverage.
+    """
     session.install("-e", f".[{EXTRAS[db]}]", f"django~={django}.0")
+    coverage = ["--cov", "--cov-report=term-missing:skip-covered"] if db == "sqlite" else []
     session.run(
         "python",
         "-m",
         "pytest",
-        "--cov",
-        "--cov-report=term-missing:skip-covered",
+        *coverage,
         *session.posargs,
-        env={"NEXMO_TEST_DB": db, "NEXMO_REQUIRE_SERVICES": "1"},
+        env={
+            "NEXMO_TEST_DB": db,
+            "NEXMO_REQUIRE_SERVICES": "1",
+            "NEXMO_TEST_DATABASE_TESTS_ONLY": "1",
+        },
     )
+
+
+def _suite_params() -> list[nox.param]:
+    return [
+        nox.param(python, django, id=f"{python}-django{django}", tags=["ci"])
+        for python, django in (OLDEST, NEWEST)
+    ]
+
+
+# Not in a bare ``nox`` (the tests sessions above run the same tests there), only by name or tag.
+@nox.session(default=False)
+@nox.parametrize(["python", "django"], _suite_params())
+def suite(session: nox.Session, django: str) -> None:
+    """The three ``tests`` sessions of a pair in one: tests/run.py runs SQLite (every test,
+    with coverage) and, beside it, PostgreSQL and MariaDB (the tests that touch a database),
+    as ``make test`` does. CI runs it on the oldest and the newest pair."""
+    session.install("-e", f".[{EXTRAS['mariadb']}]", f"django~={django}.0")
+    session.run("python", "tests/run.py", *session.posargs, env={"NEXMO_REQUIRE_SERVICES": "1"})
