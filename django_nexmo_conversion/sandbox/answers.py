@@ -82,7 +82,7 @@ def conversions_disabled() -> Answer:
         402,
         "conversion-not-enabled",
         "Conversion has not been enabled for your account",
-        "Ask Vonage support to enable the Conversion API for this API key.",
+        "Conversions are not enabled for this API key; ask Vonage support to enable them.",
     )
 
 
