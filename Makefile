@@ -21,12 +21,14 @@ $(STAMP): pyproject.toml
 # The demo installs only what it needs (the package and its three dependencies; no extra),
 # not the whole [dev] extra, so a fresh clone answers within seconds. A venv that `make test`
 # set up has all of it already. (Country names on the Insights page come with [insights].)
+# --no-compile: byte-compiling all of Django took half the install; Python compiles what the
+# demo imports as it goes.
 DEMO_STAMP := $(VENV)/.demo-installed
 demo:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test $(STAMP) -nt pyproject.toml || test $(DEMO_STAMP) -nt pyproject.toml || { \
 		echo "Installing the demo's requirements into $(VENV) ..." && \
-		$(BIN)/python -m pip install --quiet --disable-pip-version-check -e . && \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e . && \
 		touch $(DEMO_STAMP); }
 	$(BIN)/python example_project/demo.py
 
