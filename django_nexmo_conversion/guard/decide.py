@@ -156,12 +156,15 @@ def _volumes(target: Target, ev: Evidence, s: GuardSettings) -> list[tuple[str, 
                 f"usually {usual:.1f}",
             )
         )
-    if ev.country.total == 0 and ev.country_recent >= s.new_destination_max:
+    # New: nothing sent there old enough to have converted (its first sends, the burst's
+    # own, do not make it known; once they are old enough, the rates judge them).
+    if ev.country.sent == 0 and ev.country_recent >= s.new_destination_max:
         found.append(
             (
                 "new_destination",
                 f"{target.country or 'unknown country'}: {ev.country_recent} checks in "
-                f"{_hours(s.burst_window)} and no send in the last {_hours(s.rate_window)}",
+                f"{_hours(s.burst_window)} and no earlier send in the last "
+                f"{_hours(s.rate_window)}",
             )
         )
     if ev.block_others >= s.sequential_max:
