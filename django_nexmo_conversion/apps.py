@@ -14,8 +14,10 @@ class NexmoConversionConfig(AppConfig):
     def ready(self) -> None:
         from .checks import check_settings
         from .dispatch import connect_serving
-        from .rollups import by_status  # noqa: F401  (connects its pre_delete receiver)
+        from .rollups import by_status
 
         checks.register(check_settings, checks.Tags.compatibility)
+        # Deletions by any path (proxies included) keep the counts exact.
+        by_status.connect_deletions()
         # A web or worker process sweeps from its first request (or once its worker is ready).
         connect_serving()

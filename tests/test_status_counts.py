@@ -16,11 +16,18 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection
+from django.urls import reverse
 from django.utils import timezone
 
 from django_nexmo_conversion import insights, mark_converted, queries, report_pending
 from django_nexmo_conversion.marking import retry_now
-from django_nexmo_conversion.models import Conversion, SentMessage, Status, StatusCount
+from django_nexmo_conversion.models import (
+    Conversion,
+    ConversionDashboard,
+    SentMessage,
+    Status,
+    StatusCount,
+)
 from django_nexmo_conversion.retention import purge
 from django_nexmo_conversion.rollups.by_status import totals_since
 from django_nexmo_conversion.rollups.counters import lock_conflict
@@ -236,3 +243,44 @@ def test_postgresql_knows_how_rare_a_changed_status_is() -> None:
             "SELECT stxkeys FROM pg_statistic_ext WHERE stxname = %s", ["nexmo_conv_status_pair"]
         )
         assert cursor.fetchone() is not None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("locmem")
+def test_a_deletion_through_a_proxy_model_leaves_the_counts_exact() -> None:
+    mark_many(6, prefix="PROXY")
+    report_pending(limit=3)
+    Conversion.objects.filter(message__message_id="PROXY0004").update(status=Status.FAILED)
+    insights.refresh()
+    # One row (the admin's way), then a queryset, through the dashboard's proxy model.
+    ConversionDashboard.objects.get(message__message_id="PROXY0000").delete()
+    ConversionDashboard.objects.filter(message__message_id__in=["PROXY0004", "PROXY0005"]).delete()
+    assert queries.status_counts() == recount()
+    assert_exact()
+
+
+def rates_by_channel() -> tuple[int, int]:
+    rows = insights.conversion_rates(by="channel")
+    return sum(r.sent for r in rows), sum(r.converted for r in rows)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("locmem")
+def test_deleting_in_the_admin_then_marking_again_counts_once(admin_client: Any) -> None:
+    conversion = mark_converted("0A000000000AD001")
+    mark_converted("0A000000000AD002")
+    insights.refresh()
+    url = reverse("admin:django_nexmo_conversion_conversion_delete", args=[conversion.pk])
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    assert not Conversion.objects.filter(pk=conversion.pk).exists()
+    # The message itself, deleted in the admin too (its conversion goes with it).
+    gone = SentMessage.objects.get(message_id="0A000000000AD002")
+    url = reverse("admin:django_nexmo_conversion_sentmessage_delete", args=[gone.pk])
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+
+    mark_converted("0A000000000AD001")
+    insights.refresh()
+    assert rates_by_channel() == (1, 1)
+    assert_exact()
+    call_command("rebuild_conversion_stats", stdout=io.StringIO())
+    assert rates_by_channel() == (1, 1)  # what a recount says

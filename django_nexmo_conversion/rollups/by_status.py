@@ -23,18 +23,19 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from django.apps import apps
 from django.db import models, transaction
 from django.db.models import Count, F, Q, Sum, Value
 from django.db.models.signals import pre_delete
-from django.dispatch import receiver
 
 from ..choices import Status
-from ..models import Conversion, StatusCount, StatusCountChange
-from . import counters
+from ..models import Conversion, SentMessage, StatusCount, StatusCountChange
+from . import counters, rates
 from .rates import hour_of
 
 __all__ = [
     "changed_pairs",
+    "connect_deletions",
     "fold_deletions",
     "fold_statuses",
     "rebuild_counts",
@@ -193,15 +194,16 @@ def settled_deletion(conversions: models.QuerySet[Conversion]) -> Iterator[None]
         _settled.reset(token)
 
 
-@receiver(pre_delete, sender=Conversion, dispatch_uid="nexmo_conversion_uncount")
 def _uncount(sender: Any, instance: Conversion, **kwargs: Any) -> None:
-    # Any other deletion (the admin, a cascade, your code): read what the row is counted
-    # under with the row locked (a sweep may have moved it since it was loaded), and leave
-    # a -1 for that count, in the deleting transaction.
+    # Any other deletion (the admin, a cascade, a queryset, a proxy model, your code): read
+    # what the row is counted under with the row locked (a sweep may have moved it since it
+    # was loaded), and leave a -1 for that count, in the deleting transaction. Its converted
+    # count leaves the hourly rollups too, so marking the message again counts it once.
     if _settled.get():
         return
     # On SQLite, a write first: the deletion's transaction must not start as a reader.
     counters.take_write_lock(Conversion, "counted_status")
+    rates.forget_conversion(instance.pk)
     counted = (
         Conversion.objects.select_for_update()
         .filter(pk=instance.pk)
@@ -212,6 +214,29 @@ def _uncount(sender: Any, instance: Conversion, **kwargs: Any) -> None:
         StatusCountChange.objects.create(
             hour=hour_of(instance.created_at), status=counted, change=-1
         )
+
+
+def _uncount_message(sender: Any, instance: SentMessage, **kwargs: Any) -> None:
+    # A send deleted by hand leaves the hourly rollups as a recount would (a purge keeps it).
+    if _settled.get():
+        return
+    counters.take_write_lock(SentMessage, "counted")
+    rates.forget_message(instance.pk)
+
+
+def connect_deletions() -> None:
+    """Connect the deletion receivers to ``Conversion`` and ``SentMessage`` and to every proxy
+    of them (the app's ``ConversionDashboard``, a project's own): Django sends ``pre_delete``
+    with the proxy as the sender. Called by the app's ``ready()``, once every app's models
+    are loaded; connected per model, so other models keep their fast deletes."""
+    for model in apps.get_models():
+        concrete = model._meta.concrete_model
+        if concrete is Conversion:
+            uid = f"nexmo_conversion_uncount:{model._meta.label}"
+            pre_delete.connect(_uncount, sender=model, dispatch_uid=uid)
+        elif concrete is SentMessage:
+            uid = f"nexmo_conversion_uncount_message:{model._meta.label}"
+            pre_delete.connect(_uncount_message, sender=model, dispatch_uid=uid)
 
 
 # --- rebuild ----------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ __all__ = [
     "KEY_FIELDS",
     "contribution",
     "fold_conversions",
+    "forget_conversion",
+    "forget_message",
     "fold_messages",
     "hour_of",
     "key_of",
@@ -135,6 +137,36 @@ def contribution(message: SentMessage) -> Deltas:
     if conversion is not None:
         deltas.update(_converted_deltas(message.sent_at, conversion))
     return deltas
+
+
+def forget_message(pk: int) -> None:
+    """A counted send is being deleted by hand (the admin, your code; not a purge, whose
+    history the rollups keep): take it out of its row, as a recount would. In the deleting
+    transaction; the message row is locked, so no fold or receipt moves it meanwhile."""
+    message = SentMessage.objects.select_for_update().filter(pk=pk).first()
+    if message is None or not message.counted or message.parent_id is not None:
+        return
+    _add(key_of(message), {n: -d for n, d in _sent_deltas(message.delivery_status).items()})
+
+
+def forget_conversion(pk: int) -> None:
+    """A counted ``delivered=True`` conversion is being deleted by hand: take it out of its
+    send's row, so marking the message again counts it once (what a recount says)."""
+    message_pk = Conversion.objects.filter(pk=pk).values_list("message_id", flat=True).first()
+    if message_pk is None:
+        return
+    # The message first, then the conversion: the order the folds and receipts lock them in.
+    message = SentMessage.objects.select_for_update().filter(pk=message_pk).first()
+    conversion = (
+        Conversion.objects.select_for_update()
+        .filter(pk=pk, counted=True, delivered=True)
+        .values_list("timestamp", flat=True)
+        .first()
+    )
+    if message is None or conversion is None or message.parent_id is not None:
+        return
+    deltas = _converted_deltas(message.sent_at, conversion)
+    _add(key_of(message), {n: -d for n, d in deltas.items()})
 
 
 def move(before: Key, after: Key, old: Deltas, new: Deltas) -> None:

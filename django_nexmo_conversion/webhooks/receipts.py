@@ -14,16 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from .. import marking, validation
-from ..conf import get_settings
+from ..conf import ConversionSettings, get_settings
 from ..exceptions import ConversionInputError
 from ..models import Channel, SentMessage
 from ..rollups import rates
 from ..transport.wire import FAILED_STATUSES, FINAL_STATUSES, RECEIPT_STATUSES
 from .errors import BadWebhook
 from .inbound import sent_with
+from .verify import signing_required
 from .params import (
     read_api_key,
     read_message_id,
@@ -108,6 +110,16 @@ def _recount(
         rates.move(key, key, {"delivered": int(was_delivered)}, {"delivered": int(is_delivered)})
 
 
+def _of_its_account(receipt: DeliveryReceipt, conf: ConversionSettings) -> Q:
+    """The messages ``receipt`` may touch: those of the account it came to (its ``api-key``,
+    whose secret signed it), so another account's receipt about the same id never touches
+    them. An unsigned receipt naming no account (no secret configured, nothing to tell the
+    accounts apart by) may touch any."""
+    if receipt.api_key or signing_required(conf):
+        return sent_with(receipt.api_key, conf)
+    return Q()
+
+
 def record_receipt(receipt: DeliveryReceipt) -> SentMessage | None:
     """Record ``receipt`` on the message (the part) it is for; ``None`` for an unknown id.
 
@@ -120,9 +132,7 @@ def record_receipt(receipt: DeliveryReceipt) -> SentMessage | None:
         message = (
             SentMessage.objects.select_for_update()
             .filter(
-                # Only the account the receipt came to (whose secret signed it): another
-                # account's receipt about this id never touches the message.
-                sent_with(receipt.api_key, conf),
+                _of_its_account(receipt, conf),
                 channel=Channel.SMS,
                 message_id__in=validation.message_id_forms(receipt.message_id, Channel.SMS),
             )
