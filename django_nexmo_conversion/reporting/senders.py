@@ -38,11 +38,6 @@ logger = logging.getLogger("django_nexmo_conversion")
 #: retries (the only waits a stop request does not cut short) are worth it.
 WRITE_RETRY_PAUSES = (0.2, 1.0, 2.0)
 
-#: How long the writing thread waits for more answers before writing a small group of them
-#: (only while the pool has queued work): each group is one transaction, whose statements
-#: cost CPU whatever its size (bench/cpu_per_conversion.py). Leases are minutes long.
-GROUP_PAUSE = 0.005
-
 #: The batches of one run: (claim token, rows).
 Batches = Iterator[tuple[str, list[Conversion]]]
 
@@ -309,13 +304,6 @@ def send_concurrently(
         more = queue_next()
         while running:
             done, still = wait(running, return_when=FIRST_COMPLETED)
-            if len(done) < concurrency // 2 and len(still) > concurrency and not should_stop():
-                # Answers land one at a time, and the pool has queued work (it never idles
-                # meanwhile): a moment's pause lets the next ones join this group, so one
-                # transaction (an UPDATE, an INSERT, a commit) writes several.
-                time.sleep(GROUP_PAUSE)
-                more_done, still = wait(still, timeout=0)
-                done |= more_done
             running.intersection_update(still)
             answered: dict[str, list[tuple[Conversion, Answer]]] = {}
             for future in done:
