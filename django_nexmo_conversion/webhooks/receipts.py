@@ -25,13 +25,13 @@ from ..rollups import rates
 from ..transport.wire import FAILED_STATUSES, FINAL_STATUSES, RECEIPT_STATUSES
 from .errors import BadWebhook
 from .inbound import sent_with
-from .verify import signing_required
 from .params import (
     read_api_key,
     read_message_id,
     read_required,
     read_vonage_time,
 )
+from .verify import signing_required
 
 logger = logging.getLogger("django_nexmo_conversion")
 
