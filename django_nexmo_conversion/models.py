@@ -469,7 +469,9 @@ class GuardTally(models.Model):
         verbose_name_plural = _("send guard counts")
         constraints: ClassVar = [
             models.UniqueConstraint(
-                fields=["kind", "name", "network", "bucket"], name="nexmo_conv_guard_tally_unique"
+                # (kind, name) then a range of buckets: what a check reads.
+                fields=["kind", "name", "bucket", "network"],
+                name="nexmo_conv_guard_tally_unique",
             ),
         ]
         indexes: ClassVar = [

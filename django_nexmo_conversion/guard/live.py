@@ -115,18 +115,28 @@ def _counts_sql(connection: Any) -> str:
     t, e = q(GuardTally._meta.db_table), q(GuardEvent._meta.db_table)
     kind, name, network, bucket = q("kind"), q("name"), q("network"), q("bucket")
     sent, converted, at = q("sent"), q("converted"), q("at")
+    # One SELECT per tally row set, each an equality on (kind, name) and a range on bucket:
+    # the unique index serves each, whatever the size of the table.
+    tallies = " UNION ALL ".join(
+        f"SELECT {kind}, {name}, "  # noqa: S608 (names quoted, values are parameters)
+        f"SUM(CASE WHEN {bucket} <= %s THEN {sent} ELSE 0 END), "
+        f"SUM(CASE WHEN {bucket} <= %s THEN {converted} ELSE 0 END), "
+        f"SUM({sent}), 0 FROM {t} WHERE {kind} = '{code}' AND {name} = {match} "
+        f"AND {bucket} > %s AND {bucket} <= %s GROUP BY {kind}, {name}"
+        for code, match in (
+            ("p", "%s"),
+            ("c", "%s"),
+            ("*", "''"),
+            (
+                "n",
+                f"(SELECT x.{network} FROM {t} x WHERE"  # noqa: S608
+                f" x.{kind} = 'p' AND x.{name} = %s "
+                f"AND x.{bucket} > %s AND x.{network} <> '' ORDER BY x.{bucket} DESC LIMIT 1)",
+            ),
+        )
+    )
     return (
-        f"SELECT t.{kind}, t.{name}, "  # noqa: S608 (names quoted, values are parameters)
-        f"SUM(CASE WHEN t.{bucket} <= %s THEN t.{sent} ELSE 0 END), "
-        f"SUM(CASE WHEN t.{bucket} <= %s THEN t.{converted} ELSE 0 END), "
-        f"SUM(t.{sent}), 0 "
-        f"FROM {t} t WHERE t.{bucket} > %s AND t.{bucket} <= %s AND ("
-        f"(t.{kind} = 'p' AND t.{name} = %s) OR (t.{kind} = 'c' AND t.{name} = %s) "
-        f"OR t.{kind} = '*' OR (t.{kind} = 'n' AND t.{name} = ("
-        f"SELECT x.{network} FROM {t} x WHERE x.{kind} = 'p' AND x.{name} = %s "
-        f"AND x.{network} <> '' ORDER BY x.{bucket} DESC LIMIT 1))) "
-        f"GROUP BY t.{kind}, t.{name} "
-        "UNION ALL "
+        f"{tallies} UNION ALL "  # noqa: S608 (names quoted, values are parameters)
         f"SELECT 'e', '', "
         f"COUNT(CASE WHEN {q('prefix')} = %s AND {at} > %s THEN 1 END), "
         f"COUNT(CASE WHEN {q('country')} = %s AND {at} > %s THEN 1 END), "
@@ -149,30 +159,16 @@ def evidence(target: Target, digits: str, now: datetime, s: GuardSettings) -> Ev
 
     mature = at(s.conversion_wait + BUCKET_SECONDS)
     client = target.client_hash or "-"
+    window = [at(s.rate_window), at(0)]
     params = [
-        mature,
-        mature,
-        at(s.rate_window),
-        at(0),
-        target.prefix,
-        target.country,
-        target.prefix,
-        target.prefix,
-        at(s.burst_window),
-        target.country,
-        at(s.burst_window),
-        target.block_hash,
-        target.number_hash,
-        at(s.sequential_window),
-        client,
-        target.number_hash,
-        at(s.client_window),
-        at(s.longest_window),
-        at(0),
-        target.prefix,
-        target.country,
-        target.block_hash,
-        client,
+        *[mature, mature, target.prefix, *window],
+        *[mature, mature, target.country, *window],
+        *[mature, mature, *window],
+        *[mature, mature, target.prefix, at(s.rate_window), *window],
+        *[target.prefix, at(s.burst_window), target.country, at(s.burst_window)],
+        *[target.block_hash, target.number_hash, at(s.sequential_window)],
+        *[client, target.number_hash, at(s.client_window)],
+        *[at(s.longest_window), at(0), target.prefix, target.country, target.block_hash, client],
     ]
     with connection.cursor() as cursor:
         cursor.execute(_counts_sql(connection), params)
