@@ -457,3 +457,24 @@ def test_a_far_future_retry_after_delays_its_own_conversion_and_pauses_no_run(
         assert throttled.next_attempt_at is not None
         assert throttled.next_attempt_at <= timezone.now() + timedelta(seconds=21600)
         assert waiting.attempt_count == 0  # never sent: nothing spent
+
+
+@pytest.mark.parametrize("charset", ["bogus", "utf-8"])
+def test_a_hostile_error_body_never_raises_out_of_the_client(charset: str) -> None:
+    """A 401 echoing the request in an unknown charset, or as JSON nested deeper than the
+    parser goes: the client answers (an error, redacted), it never raises with the raw body
+    in its frames for an error page or a reporter to show."""
+    secret = "hostile-Secret-5678"
+
+    def echo(request: bytes) -> bytes:
+        return b"[" * 5000 + request
+
+    with FixedAnswerServer(401, echo, f"application/json; charset={charset}") as server:
+        client = Client(base_url=server.url, timeout=5)
+        report = Report(
+            channel="sms", message_id="0A0000000000C5E3", delivered=True, timestamp=timezone.now()
+        )
+        answer = client.send(report, Account(api_key="k", api_secret=secret, auth="params"))
+    assert answer.outcome == Outcome.ACCOUNT_ERROR
+    assert answer.status_code == 401
+    assert secret not in answer.error

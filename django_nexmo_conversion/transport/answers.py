@@ -57,7 +57,8 @@ def describe_error(status_code: int, body: str) -> str:
     text = body.strip()
     try:
         data: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # Not JSON, or JSON nested deeper than the parser goes ("[[[[..."): read as text.
         data = None
     if isinstance(data, dict):
         parts = [str(data[k]) for k in ("title", "detail", "error-text") if data.get(k)]

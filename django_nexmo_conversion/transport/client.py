@@ -178,9 +178,11 @@ class Client:
                 # bytes: only a head read in time says what Nexmo answered.
                 head_in_time = not deadline.expired
                 # Redacted past the cut first, so a secret straddling it is masked whole.
+                # The raw text is never kept in a local (a DEBUG 500 page shows every frame's
+                # locals, sensitive_variables or not): only its redacted form is.
                 secrets = (account.api_secret, account.signature_secret)
-                text = _read_text(response)[: ERROR_BODY_LIMIT + redaction.margin(secrets)]
-                body = _redact(text, account)[:ERROR_BODY_LIMIT]
+                cut = ERROR_BODY_LIMIT + redaction.margin(secrets)
+                body = _redact(_read_text(response)[:cut], account)[:ERROR_BODY_LIMIT]
             if not head_in_time:
                 raise requests.Timeout
             answer = classify(response.status_code, body, response.headers)
