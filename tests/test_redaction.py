@@ -9,6 +9,7 @@ The end-to-end test posts to a real HTTP server on loopback that echoes the requ
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 import logging
@@ -18,8 +19,9 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import StringIO
 from typing import Any
-from urllib.parse import parse_qs, quote, quote_plus
+from urllib.parse import parse_qs, quote, quote_plus, unquote_plus
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -29,13 +31,13 @@ from django.views.debug import technical_500_response
 from hypothesis import given
 from hypothesis import strategies as st
 
-from django_nexmo_conversion import mark_converted, report_pending
+from django_nexmo_conversion import health, mark_converted, report_pending
 from django_nexmo_conversion.models import Conversion, ConversionAttempt
 from django_nexmo_conversion.transport.client import Client
 from django_nexmo_conversion.transport.redaction import redact
 from django_nexmo_conversion.transport.wire import Account, Report
 
-from .helpers import configure
+from .helpers import FixedAnswerServer, configure
 
 #: Every awkward character: JSON escapes, URL escapes, a space, non-ASCII (2 and 4 bytes).
 SECRET = 'Se/cr"et %2F+ é\\€𝄞-Zq9tail'
@@ -204,3 +206,43 @@ def test_a_failure_inside_the_signing_frames_shows_no_secret_either(settings: An
     assert "build_params" in page  # the frames that held the secret are on the page
     for needle in PAGE_NEEDLES:
         assert needle not in page
+
+
+@pytest.mark.parametrize(
+    ("encode", "content_type"),
+    [
+        (lambda body: body.decode().encode("utf-16"), "text/plain; charset=utf-16"),
+        (lambda body: body.decode().encode("utf-16-le"), "text/plain"),  # read a byte a char
+        (lambda body: unquote_plus(body.decode()).encode(), "text/plain; charset=latin-1"),
+        (lambda body: quopri.encodestring(unquote_plus(body.decode()).encode()), "text/plain"),
+    ],
+    ids=["utf-16", "utf-16-as-latin-1", "utf-8-as-latin-1", "quoted-printable"],
+)
+@pytest.mark.django_db(transaction=True)
+def test_an_echo_in_another_encoding_leaks_the_secret_nowhere(
+    settings: Any, caplog: pytest.LogCaptureFixture, encode: Any, content_type: str
+) -> None:
+    with FixedAnswerServer(401, encode, content_type) as server:
+        configure(
+            settings,
+            BACKEND="django_nexmo_conversion.backends.http.HttpBackend",
+            BASE_URL=server.url,
+            API_KEY=KEY,
+            API_SECRET=SECRET,
+            AUTH="params",
+        )
+        caplog.set_level(logging.DEBUG)
+        conversion = mark_converted("0A00000000000EC4")
+        report_pending()
+        status = StringIO()
+        with contextlib.suppress(SystemExit):
+            call_command("conversion_status", "--json", stdout=status)
+    conversion.refresh_from_db()
+    attempts = list(ConversionAttempt.objects.values_list("error", flat=True))
+    assert attempts
+    places = [conversion.last_error, *attempts, caplog.text, status.getvalue()]
+    places += [finding.message for finding in health.findings()]
+    for place in places:
+        for needle in (SECRET, "Zq9tail", SECRET.encode().decode("latin-1")):
+            assert needle not in decoded_forms(place), (needle, place[:400])
+        assert "Z\x00q\x009" not in place
