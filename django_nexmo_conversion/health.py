@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from .choices import Outcome, Status
 from .conf import Thresholds, get_settings, setting
+from .guard.recent import refused_since
 from .models import Conversion, ConversionAttempt
 from .queries import Halt, current_halts
 from .transport.answers import halt_fix
@@ -226,6 +227,19 @@ def findings(now: datetime | None = None, *, public: bool = False) -> list[Findi
                 alert.rate,
             )
         )
+    # The send guard: a destination blocked in the last hour is worth a look (an attack, or
+    # a rule or threshold refusing real users).
+    for refused in refused_since(now - FAILURE_WINDOW, limit=5):
+        if refused.action == "block":
+            found.append(
+                Finding(
+                    "send_guard",
+                    WARNING,
+                    f"The send guard blocked +{refused.prefix or '?'} ({refused.country or '??'}) "
+                    f"{refused.checks} time(s) in the last hour ({refused.reason}).",
+                    refused.checks,
+                )
+            )
     return found
 
 

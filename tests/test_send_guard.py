@@ -303,3 +303,32 @@ def test_bad_guard_settings_name_the_setting(settings: Any) -> None:
     assert "NEXMO_CONVERSION['GUARD']['MIN_RATE']" in messages
     assert "COLOUR" in messages
     assert get_settings().guard.mode == "off"
+
+
+def test_a_blocked_destination_is_a_warning_in_the_health_findings(
+    enforce: None, healthy_uk: None
+) -> None:
+    from django_nexmo_conversion import health
+
+    assert not [f for f in health.findings() if f.check == "send_guard"]
+    GuardRule.objects.create(action="block", kind="prefix", value="4477123")
+    guard.check("447712312345")
+    (finding,) = [f for f in health.findings() if f.check == "send_guard"]
+    assert finding.level == health.WARNING
+    assert "+4477123 (GB) 1 time(s)" in finding.message
+    assert "447712312345" not in finding.message
+
+
+def test_the_guards_decisions_are_a_prometheus_metric(enforce: None, healthy_uk: None) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from django_nexmo_conversion.contrib.prometheus import ConversionCollector
+
+    GuardRule.objects.create(action="block", kind="prefix", value="4477123")
+    guard.check("447712312345")
+    guard.check("447712412345")
+    registry = CollectorRegistry()
+    registry.register(ConversionCollector())
+    text = generate_latest(registry).decode()
+    assert 'nexmo_guard_decisions{action="block",reason="rule"} 1.0' in text
+    assert 'nexmo_guard_decisions{action="allow",reason=""} 1.0' in text

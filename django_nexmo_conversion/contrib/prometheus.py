@@ -19,6 +19,8 @@ Metrics (all gauges):
 - ``nexmo_conversion_expired_leases``: conversions held by a worker whose lease ran out.
 - ``nexmo_conversion_halted``: 1 while an account error (401/402) or an endpoint error
   (403/404/405/406/415, a redirect) halts reporting.
+- ``nexmo_guard_decisions{action,reason}``: the send guard's decisions in the last hour, by
+  action (allow, flag, block) and first reason code ("" for a plain allow).
 - ``nexmo_conversion_rate{country}``: converted / sent per country over ``ALERT_WINDOW``,
   when the insights feature is installed.
 - ``nexmo_conversion_counted_lag_seconds`` and ``nexmo_conversion_uncounted_rows``: what the
@@ -39,6 +41,7 @@ from prometheus_client.registry import Collector
 
 from .. import health
 from ..conf import get_settings
+from ..guard.recent import decisions_since
 from ..health import FAILURE_WINDOW, attempts_since, expired_leases, oldest_due
 from ..queries import current_halts, status_counts
 
@@ -72,6 +75,11 @@ def _families() -> dict[str, GaugeMetricFamily]:
         "uncounted": GaugeMetricFamily(
             "nexmo_conversion_uncounted_rows",
             "Messages and conversions written since the last sweep counted them.",
+        ),
+        "guard": GaugeMetricFamily(
+            "nexmo_guard_decisions",
+            "Send guard decisions in the last hour, by action and first reason code.",
+            labels=["action", "reason"],
         ),
         "rate": GaugeMetricFamily(
             "nexmo_conversion_rate",
@@ -115,6 +123,8 @@ class ConversionCollector(Collector):
         if fresh is not None:
             families["lag"].add_metric([], fresh.age_seconds)
             families["uncounted"].add_metric([], fresh.uncounted)
+        for (action, reason), count in decisions_since(now - FAILURE_WINDOW).items():
+            families["guard"].add_metric([action, reason], count)
         for country, rate in country_rates(now):
             families["rate"].add_metric([country], rate)
         yield from families.values()

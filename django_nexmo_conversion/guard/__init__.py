@@ -30,6 +30,7 @@ from ..conf import get_settings
 from ..exceptions import ConversionInputError, NexmoConversionError
 from .decide import BLOCKING, REASON_CODES, Decision, decide, outcome
 from .live import evidence, record, target_of
+from .recent import Refused, decisions_since, refused_since
 
 if TYPE_CHECKING:
     from .backtest import ReplayResult
@@ -38,11 +39,14 @@ __all__ = [
     "BLOCKING",
     "REASON_CODES",
     "Decision",
+    "Refused",
     "SendBlocked",
     "acheck",
     "aenforce",
     "check",
+    "decisions_since",
     "enforce",
+    "refused_since",
     "replay",
 ]
 
