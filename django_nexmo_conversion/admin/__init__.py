@@ -7,6 +7,7 @@ __all__ = [
     "ConversionAttemptInline",
     "ConversionDashboardAdmin",
     "EstimatedCountPaginator",
+    "GuardRuleAdmin",
     "InboundMessageAdmin",
     "LastAnswerFilter",
     "MarkedDateFilter",
@@ -29,6 +30,7 @@ from .conversions import (
     MarkedDateFilter,
 )
 from .dashboard import ConversionDashboardAdmin
+from .guard import GuardRuleAdmin
 from .messages import InboundMessageAdmin, SentMessageAdmin
 from .permissions import ReadOnlyAdminMixin, ReportPermissionMixin, can_view_conversions
 from .views import ConversionAdminViews
