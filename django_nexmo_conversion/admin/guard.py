@@ -21,16 +21,19 @@ from ..models import GuardRule
 from ..privacy import mask, recipient_hash
 from ..validation import clean_recipient
 
+# Django's admin and form classes are generic only in the type stubs, not at run time.
 if TYPE_CHECKING:
     GuardRuleAdminBase = admin.ModelAdmin[GuardRule]
+    GuardRuleFormBase = forms.ModelForm[GuardRule]
 else:
     GuardRuleAdminBase = admin.ModelAdmin
+    GuardRuleFormBase = forms.ModelForm
 
 #: How far back the page lists refused destinations.
 REFUSED_WINDOW = timedelta(hours=24)
 
 
-class GuardRuleForm(forms.ModelForm[GuardRule]):
+class GuardRuleForm(GuardRuleFormBase):
     """A person types a number, a prefix or a country; a number is kept as its keyed hash."""
 
     destination = forms.CharField(
