@@ -52,7 +52,7 @@ def missing_driver(db: str) -> str | None:
         lacking = mariadb_library_missing()
         if lacking:
             return f"{why}: building it needs {lacking} (apt-get install libmariadb-dev pkg-config)"
-        return f"{why} (`make clean test` installs it now that libmariadb-dev is there)"
+        return f"{why} (`make test` adds it, EXTRAS left at its default: libmariadb-dev is there)"
     return None
 
 
