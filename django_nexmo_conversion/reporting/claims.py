@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from .. import signals
 from ..conf import ConversionSettings, get_settings
 from ..models import Conversion, Status
 
@@ -102,12 +103,36 @@ def claim(
     if not claimed:
         return token, []
     # status=SENDING narrows the scan to rows in flight (the due index's prefix).
-    rows = list(
+    query = (
         Conversion.objects.filter(status=Status.SENDING, claim_token=token)
         .select_related("message")
         .order_by("next_attempt_at", "pk")
     )
-    return token, rows
+    if not _outcomes_listened():
+        # Only what reporting reads: building the rest (a dozen more columns, four more
+        # datetimes parsed per row) was a third of a claim's CPU. The outcome signals' receivers
+        # get the row itself, so with one connected every column is read.
+        query = query.only(*REPORTED_FIELDS)
+    return token, list(query)
+
+
+#: What sending a claimed row and writing its answer read of it and of its message.
+REPORTED_FIELDS = (
+    "delivered",
+    "timestamp",
+    "status",
+    "attempt_count",
+    "claim_token",
+    "message__message_id",
+    "message__channel",
+    "message__api_key",
+)
+
+
+def _outcomes_listened() -> bool:
+    return signals.conversion_reported.has_listeners(
+        Conversion
+    ) or signals.conversion_failed.has_listeners(Conversion)
 
 
 def release(token: str, pks: Iterable[int]) -> int:
