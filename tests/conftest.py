@@ -28,14 +28,6 @@ DATABASE_FIXTURES = frozenset(
 )
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "every_database: runs on every database even though it requests no database fixture "
-        "(it reaches the database some other way)",
-    )
-
-
 def touches_database(item: pytest.Item) -> bool:
     """Whether a test can reach the test database: pytest-django refuses any query from a test
     without the ``django_db`` marker or a database fixture, and the worker subprocesses reach
