@@ -62,13 +62,19 @@ def main(children: int, per_child: int, when: str) -> int:
         # Fork once its requests are on the wire (the sandbox answers slowly): its thread
         # then waits for answers, not inside the database driver (SQLite's library cannot
         # be forked in the middle of a call).
+        from django_nexmo_conversion.conf import get_settings
         from django_nexmo_conversion.models import Conversion, Status
 
         on_wire = Conversion.objects.filter(
             message__message_id__startswith="BUSY-", status=Status.SENDING
         )
-        while on_wire.count() < 4 and busy.is_alive():
+        # report_pending claims the four at once; the other modes send as the marks come.
+        needed = 4 if get_settings().dispatch == "manual" else 1
+        while on_wire.count() < needed and busy.is_alive():
             time.sleep(0.01)
+        if not busy.is_alive():
+            print("the parent's report ended before the fork", flush=True)
+            return 3
     # As any preforking server must: the children open their own database connections.
     connections.close_all()
     pids = []
