@@ -74,3 +74,20 @@ def test_adding_a_rule_takes_the_add_permission(client: Any) -> None:
     answer = client.post(reverse(ADD), {"action": "block", "kind": "country", "destination": "NG"})
     assert answer.status_code == 403
     assert not GuardRule.objects.exists()
+
+
+@pytest.mark.parametrize("page", ["dashboard", "insights"])
+def test_the_dashboard_and_insights_link_the_page_for_who_may_view_it(
+    client: Any, page: str
+) -> None:
+    url = reverse(f"admin:django_nexmo_conversion_conversion_{page}")
+    user = User.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_conversion"))
+    client.force_login(user)
+    assert 'id="nexmo-guard-link"' not in client.get(url).content.decode()
+
+    user.user_permissions.add(Permission.objects.get(codename="view_guardrule"))
+    user = User.objects.get(pk=user.pk)  # permissions are cached on the instance
+    client.force_login(user)
+    html = client.get(url).content.decode()
+    assert f'href="{reverse(PAGE)}" id="nexmo-guard-link"' in html
