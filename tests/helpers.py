@@ -170,7 +170,38 @@ def run_together(threads: int, work: Callable[[], T]) -> tuple[list[T], list[Bas
     return returned, raised
 
 
-class ForwardingProxy:
+S = TypeVar("S", bound="LoopbackServer")
+
+
+class LoopbackServer:
+    """A threaded HTTP server on a free loopback port, serving ``handler``, as a context
+    manager (started on enter, shut down on exit)."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self: S) -> S:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+class ForwardingProxy(LoopbackServer):
     """A plain HTTP forwarding proxy on loopback (no CONNECT: the sandbox is plain http), as a
     context manager. It forwards each absolute-URI request and keeps what it forwarded in
     ``forwarded`` (method and URL), so a test can tell the request went through it."""
@@ -204,30 +235,10 @@ class ForwardingProxy:
                 self.end_headers()
                 self.wfile.write(content)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> ForwardingProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        super().__init__(Handler)
 
 
-class FixedAnswerServer:
+class FixedAnswerServer(LoopbackServer):
     """A loopback HTTP server answering every POST with one fixed answer (``status``, raw
     ``body`` bytes, ``content_type`` exactly as given, however odd), as a context manager;
     ``posts`` counts the requests. ``body`` may be a function of the request's form body."""
@@ -252,27 +263,7 @@ class FixedAnswerServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> FixedAnswerServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        super().__init__(Handler)
 
 
 def sent_history(
