@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import models, transaction
+from django.db import DatabaseError, models, transaction
 from django.utils import timezone
 
 from . import privacy
@@ -24,7 +24,7 @@ from .exceptions import ConversionInputError
 from .models import Conversion, ConversionAttempt, InboundMessage, SentMessage, Status
 from .rollups import fold
 from .rollups.by_status import settled_deletion
-from .rollups.counters import take_write_lock
+from .rollups.counters import lock_conflict, take_write_lock
 
 #: Messages with no conversion at all.
 UNCONVERTED = "unconverted"
@@ -172,13 +172,12 @@ def _still_purgeable(ids: list[int], statuses: tuple[str, ...], started: datetim
     read, which sees every committed row, even under MariaDB's REPEATABLE READ snapshot.
     """
     take_write_lock(SentMessage, "counted")  # SQLite: a writer before it reads
-    sends = models.Q(pk__in=ids) | models.Q(parent_id__in=ids)
-    messages = list(
-        SentMessage.objects.select_for_update()
-        .filter(sends)
-        .order_by("pk")
-        .values_list("pk", "parent_id", "counted")
-    )
+    # The heads, then their parts: each by its own index (an OR of the two would scan, and
+    # InnoDB would lock every row scanned).
+    locked = SentMessage.objects.select_for_update().order_by("pk")
+    fields = ("pk", "parent_id", "counted")
+    messages = list(locked.filter(pk__in=ids).values_list(*fields))
+    messages += locked.filter(parent_id__in=ids).values_list(*fields)
     conversions = {
         message_id: (status, counted, created_at)
         for message_id, status, counted, created_at in Conversion.objects.select_for_update()
@@ -211,18 +210,47 @@ def _delete_sends(
     statuses: tuple[str, ...],
     started: datetime,
 ) -> None:
-    for chosen in _key_batches(heads, batch_size):
+    last = 0
+    while True:
+        # Chosen outside the batch's transaction: a batch that meets live traffic's locks
+        # (a deadlock, a lock wait timeout) is tried again whole, on rows judged afresh.
+        chosen = list(
+            heads.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:batch_size]
+        )
+        if not chosen:
+            return
+        for attempt in range(1, PURGE_TRIES + 1):
+            try:
+                with transaction.atomic():
+                    deleted = _delete_batch(chosen, statuses, started)
+                break
+            except DatabaseError as exc:
+                if attempt == PURGE_TRIES or not lock_conflict(exc):
+                    raise
         result.batches += 1
-        ids = _still_purgeable(chosen, statuses, started)
-        if not ids:
-            continue
-        sends = models.Q(pk__in=ids) | models.Q(parent_id__in=ids)
-        conversions = Conversion.objects.filter(message__in=SentMessage.objects.filter(sends))
-        with settled_deletion(conversions):
-            _total, per_model = SentMessage.objects.filter(sends).delete()
-        result.messages += per_model.get(SentMessage._meta.label, 0)
-        result.conversions += per_model.get(Conversion._meta.label, 0)
-        result.attempts += per_model.get(ConversionAttempt._meta.label, 0)
+        result.messages += deleted.get(SentMessage._meta.label, 0)
+        result.conversions += deleted.get(Conversion._meta.label, 0)
+        result.attempts += deleted.get(ConversionAttempt._meta.label, 0)
+        last = chosen[-1]
+
+
+#: How many times a batch that met live traffic's locks is tried.
+PURGE_TRIES = 5
+
+
+def _delete_batch(
+    chosen: list[int], statuses: tuple[str, ...], started: datetime
+) -> dict[str, int]:
+    """Delete what of the sends ``chosen`` is still to go, in the caller's transaction;
+    returns the rows deleted per model."""
+    ids = _still_purgeable(chosen, statuses, started)
+    if not ids:
+        return {}
+    sends = models.Q(pk__in=ids) | models.Q(parent_id__in=ids)
+    conversions = Conversion.objects.filter(message__in=SentMessage.objects.filter(sends))
+    with settled_deletion(conversions):
+        _total, per_model = SentMessage.objects.filter(sends).delete()
+    return per_model
 
 
 def _delete_replies(
