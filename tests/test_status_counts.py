@@ -152,7 +152,8 @@ def test_rebuild_recounts_the_status_counts() -> None:
 @pytest.mark.django_db
 def test_rebuild_leaves_fresh_planner_statistics() -> None:
     """The rebuild rewrites the counter tables whole: it analyzes what it rewrote, so the
-    dashboard's reads are planned from the new rows, not from the old statistics."""
+    dashboard's reads are planned from the new rows, not from the old statistics (InnoDB
+    recalculates by itself, and its ANALYZE TABLE would commit the caller's transaction)."""
     mark_many(3, prefix="AN")
     executed: list[str] = []
 
@@ -163,6 +164,9 @@ def test_rebuild_leaves_fresh_planner_statistics() -> None:
     with connection.execute_wrapper(watch):
         call_command("rebuild_conversion_stats", stdout=io.StringIO())
     analyzed = " ".join(sql for sql in executed if sql.upper().startswith("ANALYZE"))
+    if connection.vendor == "mysql":
+        assert analyzed == ""
+        return
     for model in (StatusCount, Conversion):
         assert model._meta.db_table in analyzed
 
