@@ -2,7 +2,7 @@
 
 Loads ``--rows`` conversions as ``admin_scale.py`` does (COPY, then the rebuild) but without
 its final ``VACUUM ANALYZE``, times the two status-count reads the dashboard makes, then
-rebuilds again followed by the command's ``analyze()`` and times them again. PostgreSQL
+rebuilds again followed by ``rollups.analyze()`` and times them again. PostgreSQL
 only (database ``bench_cpu`` unless ``NEXMO_BENCH_PG_NAME`` says otherwise); not in
 ``run_all.py``: loading takes minutes.
 
@@ -52,8 +52,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=30)
     args = p.parse_args()
     common.setup("postgres")
-    from django_nexmo_conversion.management.commands.rebuild_conversion_stats import analyze
-    from django_nexmo_conversion.rollups import by_status, rates
+    from django_nexmo_conversion.rollups import analyze, by_status, rates
 
     analyzed = common.analyze
     common.analyze = lambda: None  # type: ignore[assignment]  # as an import leaves the tables
