@@ -35,6 +35,7 @@ TYPOS = [
     (["purge_conversions", "--older-than", "90", "--stauts", "failed"], 1, "--stauts"),
     (["apply_recipient_storage", "--dryrun"], 1, "--dryrun"),
     (["rebuild_conversion_stats", "--batchsize", "10"], 1, "--batchsize"),
+    (["replay_send_guard", "--dyas", "7"], 1, "--dyas"),
 ]
 
 

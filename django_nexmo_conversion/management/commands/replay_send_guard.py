@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from ...guard import replay
+from ..usage import UsageExitCode
 
 
-class Command(BaseCommand):
+class Command(UsageExitCode):
     help = (
         "Replay the recorded sends through the send guard with the current settings: what "
         "it would have blocked, how many of those converted, and what they cost."
