@@ -1,4 +1,4 @@
-"""Clean errors and exit codes from the commands (issue 23, items 4 and 5).
+"""Clean errors and exit codes from the commands.
 
 A mistyped option exits with the command's documented usage code — 1, or 3 (UNKNOWN) for
 ``conversion_status`` — never argparse's 2, which means "halted" for ``report_conversions``

@@ -1,4 +1,4 @@
-"""What a newcomer reads first says what works (issue 23, items 7 and 14): installing from a
+"""What a newcomer reads first says what works: installing from a
 checkout, every dependency and extra, the test example's settings, a Troubleshooting page of
 its own, and webhook URLs pasted without their trailing slash."""
 

@@ -1,4 +1,4 @@
-"""Letter case of message ids (issue 23, item 6).
+"""Letter case of message ids.
 
 SMS message ids are upper-case hex and call ids lower-case UUIDs; a site may pass either in
 another case (a form field, a URL, a lower-cased log). An id that differs from a recorded one

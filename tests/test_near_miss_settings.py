@@ -1,4 +1,4 @@
-"""Near-miss setting names get a hint from ``manage.py check`` (issue 23, item 13): a
+"""Near-miss setting names get a hint from ``manage.py check``: a
 ``NEXMO_CONVERSIONS`` setting (W008), or the credentials as Django settings where the app
 reads the environment (W009). The values are never shown: they may be secrets."""
 

@@ -1,4 +1,4 @@
-"""The sandbox answers as the real API does where that is known (issue 23, item 16), and the
+"""The sandbox answers as the real API does where that is known, and the
 app never posts to a URL with a doubled or trailing slash, whatever ``BASE_URL`` ends with.
 
 A 402 comes as the OpenAPI file's JSON body, or (``html_402``, ``--html-402``) as the Jetty

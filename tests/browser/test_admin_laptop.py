@@ -1,4 +1,4 @@
-"""The conversion list at laptop width (issue 23, item 8): at 1366x768 with Django's
+"""The conversion list at laptop width: at 1366x768 with Django's
 navigation sidebar open (its default), the failure reason ("Last error") is on screen without
 a horizontal scroll; on a wide screen the reason is not cut short, "(gave up after N
 attempts)" included.
