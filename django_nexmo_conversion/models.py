@@ -480,3 +480,19 @@ class GuardTally(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.name} {self.bucket:%Y-%m-%d %H:%M} {self.converted}/{self.sent}"
+
+
+class GuardReplay(models.Model):
+    """The figures of one ``replay_send_guard`` run (``guard.replay``), for the Send guard
+    page; only the newest few are kept."""
+
+    ran_at = models.DateTimeField(_("ran at"), default=timezone.now, db_index=True)
+    days = models.FloatField(_("days replayed"))
+    summary = models.JSONField(_("summary"))
+
+    class Meta:
+        verbose_name = _("send guard replay")
+        verbose_name_plural = _("send guard replays")
+
+    def __str__(self) -> str:
+        return f"replay of {self.days:g} day(s) at {self.ran_at:%Y-%m-%d %H:%M:%S}"

@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 from django.utils import timezone
 
 from django_nexmo_conversion import guard, mark_converted
+from django_nexmo_conversion.models import GuardReplay
 
 from .helpers import configure, sent_history
 
@@ -111,3 +113,22 @@ def test_the_command_prints_json(history: None) -> None:
 def test_the_command_refuses_a_period_of_no_days() -> None:
     with pytest.raises(CommandError, match="--days"):
         call_command("replay_send_guard", "--days", "0")
+
+
+def test_the_send_guard_page_shows_the_last_replay(history: None, admin_client: Any) -> None:
+    page = reverse("admin:django_nexmo_conversion_guardrule_changelist")
+    assert 'id="guard-last-replay-none"' in admin_client.get(page).content.decode()
+
+    call_command("replay_send_guard", "--days", "1", stdout=StringIO())
+
+    html = admin_client.get(page).content.decode()
+    assert "7 of 70 sends would have been blocked, 1 of which converted" in html
+    assert "they cost 0.35" in html
+
+
+def test_only_the_newest_replays_are_kept(history: None) -> None:
+    for _ in range(guard.KEEP_REPLAYS + 2):
+        guard.replay(days=1)
+    assert GuardReplay.objects.count() == guard.KEEP_REPLAYS
+    guard.replay(days=1, record=False)
+    assert GuardReplay.objects.count() == guard.KEEP_REPLAYS

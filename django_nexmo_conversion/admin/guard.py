@@ -17,7 +17,7 @@ from django.utils.translation import ngettext
 
 from ..exceptions import ConversionInputError
 from ..guard import refused_since
-from ..models import GuardRule
+from ..models import GuardReplay, GuardRule
 from ..privacy import mask, recipient_hash
 from ..validation import clean_recipient
 
@@ -104,6 +104,7 @@ class GuardRuleAdmin(GuardRuleAdminBase):
         context = {
             "title": _("Send guard"),
             "refused": refused_since(timezone.now() - REFUSED_WINDOW),
+            "last_replay": GuardReplay.objects.order_by("-ran_at", "-pk").first(),
             **(extra_context or {}),
         }
         return super().changelist_view(request, context)

@@ -137,8 +137,20 @@ async def aenforce(to: object, *, channel: str = "sms", client: object = None) -
     return await sync_to_async(enforce, thread_sensitive=True)(to, channel=channel, client=client)
 
 
-def replay(*, days: float = 7, now: datetime | None = None) -> ReplayResult:
-    """Judge the sends of the last ``days`` with the current settings (``guard.backtest``)."""
+#: How many replays' figures the Send guard page keeps.
+KEEP_REPLAYS = 10
+
+
+def replay(*, days: float = 7, now: datetime | None = None, record: bool = True) -> ReplayResult:
+    """Judge the sends of the last ``days`` with the current settings (``guard.backtest``).
+    With ``record``, its figures are kept for the Send guard page (the newest
+    ``KEEP_REPLAYS``); nothing else is written."""
+    from ..models import GuardReplay
     from .backtest import replay as run
 
-    return run(days=days, now=now)
+    result = run(days=days, now=now)
+    if record:
+        GuardReplay.objects.create(days=days, summary=result.as_dict())
+        kept = GuardReplay.objects.order_by("-ran_at", "-pk").values_list("pk", flat=True)
+        GuardReplay.objects.exclude(pk__in=list(kept[:KEEP_REPLAYS])).delete()
+    return result
