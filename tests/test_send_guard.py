@@ -99,6 +99,42 @@ def test_country_rate_blocks_a_country_whose_sends_stopped_converting(
     assert not decision.allowed
 
 
+def test_a_collapse_nothing_was_sent_to_for_an_hour_is_probed_with_one_send(
+    enforce: None, healthy_uk: None
+) -> None:
+    sent_history(numbers(ATTACKED, 46), sent_at=timezone.now() - timedelta(hours=3))
+    probe = guard.check("447700955555")
+    assert probe.allowed
+    assert probe.action == "allow"
+    assert probe.codes == ("probe", "prefix_rate")
+    assert "one send to +4477009 let through per 1 h" in probe.reasons[0][1]
+    # The probe went out (a check the sweep has not counted yet): the next one is refused.
+    assert guard.check("447700966666").codes == ("prefix_rate",)
+
+
+def test_a_country_that_collapsed_is_probed_once_not_once_per_prefix(
+    enforce: None, healthy_uk: None
+) -> None:
+    french = [f"336{i:02d}000000" for i in range(40)]
+    sent_history(french, sent_at=timezone.now() - timedelta(hours=3))
+    assert guard.check("33698000001").codes == ("probe", "country_rate")
+    assert guard.check("33699000001").codes == ("country_rate",)
+
+
+def test_probes_are_off_with_a_zero_interval(settings: Any, healthy_uk: None) -> None:
+    configure(settings, GUARD={"MODE": "enforce", "PROBE_INTERVAL": 0})
+    sent_history(numbers(ATTACKED, 46), sent_at=timezone.now() - timedelta(hours=3))
+    assert guard.check("447700955555").codes == ("prefix_rate",)
+
+
+def test_a_collapse_with_a_volume_signal_is_never_probed(enforce: None, healthy_uk: None) -> None:
+    sent_history(numbers(ATTACKED, 46), sent_at=timezone.now() - timedelta(hours=3))
+    decisions = [guard.check(f"4477009001{n:02d}") for n in range(5)]
+    assert decisions[0].codes == ("probe", "prefix_rate")
+    assert decisions[4].codes == ("sequential", "prefix_rate")
+    assert not decisions[4].allowed
+
+
 def test_a_failing_network_is_a_warning_never_a_block(enforce: None, healthy_uk: None) -> None:
     failing = [f"44770{i:02d}000000"[:12] for i in range(10, 40)]
     sent_history(failing, sent_at=timezone.now() - timedelta(hours=1), network="23415")
@@ -300,6 +336,20 @@ def test_the_sweep_counts_sends_and_conversions_for_the_guard() -> None:
     site = GuardTally.objects.get(kind="*")
     assert (prefix.sent, prefix.converted) == (4, 3) == (site.sent, site.converted)
     assert SentMessage.objects.filter(prefix=ATTACKED).count() == 4
+
+
+def test_rebuilding_the_rollups_recounts_the_guards_counts() -> None:
+    from django.core.management import call_command
+
+    sent_history(numbers(ATTACKED, 4), sent_at=timezone.now() - timedelta(hours=1), converted=3)
+    sent_history(numbers("4477123", 2), sent_at=timezone.now() - timedelta(days=5))
+    GuardTally.objects.update(sent=99, converted=0)
+    call_command("rebuild_conversion_stats", verbosity=0)
+    prefix = GuardTally.objects.get(kind="p", name=ATTACKED)
+    site = GuardTally.objects.get(kind="*")
+    assert (prefix.sent, prefix.converted) == (4, 3) == (site.sent, site.converted)
+    # Older than the rate window and a day: no longer read, not recounted.
+    assert not GuardTally.objects.filter(name="4477123").exists()
 
 
 def test_bad_guard_settings_name_the_setting(settings: Any) -> None:

@@ -28,6 +28,9 @@ GUARD_DEFAULTS: dict[str, Any] = {
     "MIN_RATE": 0.2,
     "MIN_SENDS": 10,
     "SMOOTHING": 5,
+    # A destination refused for its rate alone lets one send through per PROBE_INTERVAL (0:
+    # never), to learn whether it converts again.
+    "PROBE_INTERVAL": 3600,
     # Bursts: checks for one prefix in BURST_WINDOW above max(BURST_MIN, BURST_FACTOR x its
     # usual volume); a country with no sends in RATE_WINDOW gets NEW_DESTINATION_MAX.
     "BURST_WINDOW": 600,
@@ -52,6 +55,7 @@ _NUMBERS: dict[str, tuple[float, float, bool]] = {
     "MIN_RATE": (0, 1, False),
     "MIN_SENDS": (1, 10**6, True),
     "SMOOTHING": (0, 10**6, False),
+    "PROBE_INTERVAL": (0, 30 * 86400, False),
     "BURST_WINDOW": (60, 86400, False),
     "BURST_MIN": (1, 10**6, True),
     "BURST_FACTOR": (1, 10**6, False),
@@ -73,6 +77,7 @@ class GuardSettings:
     min_rate: float = 0.2
     min_sends: int = 10
     smoothing: float = 5
+    probe_interval: float = 3600
     burst_window: float = 600
     burst_min: int = 15
     burst_factor: float = 5

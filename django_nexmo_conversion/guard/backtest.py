@@ -72,15 +72,19 @@ class _Tallies:
             row = self.rows[key].setdefault(bucket, [0, 0])
             row[column] += 1
 
-    def counts(self, key: tuple[str, str], since: datetime, mature: datetime) -> Counts:
-        sent = converted = total = 0
+    def counts(
+        self, key: tuple[str, str], since: datetime, mature: datetime, probe: datetime
+    ) -> Counts:
+        sent = converted = total = recent = 0
         for bucket, (s, c) in self.rows.get(key, {}).items():
             if bucket > since:
                 total += s
                 if bucket <= mature:
                     sent += s
                     converted += c
-        return Counts(sent, converted, total)
+                if bucket > probe:
+                    recent += s
+        return Counts(sent, converted, total, recent)
 
 
 def _keys(m: dict[str, Any]) -> list[tuple[str, str]]:
@@ -176,6 +180,7 @@ def _judge(
     target = Target(m["prefix"], m["country"], keyed("number", digits) if digits else "", block)
     since = moment - timedelta(seconds=s.rate_window)
     mature = moment - timedelta(seconds=s.conversion_wait + BUCKET_SECONDS)
+    probe = moment - timedelta(seconds=s.probe_interval + BUCKET_SECONDS)
     network = tallies.networks.get(m["prefix"], "")
     others = 0
     if block:
@@ -186,10 +191,10 @@ def _judge(
         others = len({h for _t, h in seen if h != target.number_hash})
         seen.append((moment, target.number_hash))
     ev = Evidence(
-        prefix=tallies.counts(("p", m["prefix"]), since, mature),
-        country=tallies.counts(("c", m["country"]), since, mature),
-        network=tallies.counts(("n", network), since, mature) if network else Counts(),
-        site=tallies.counts(("*", ""), since, mature),
+        prefix=tallies.counts(("p", m["prefix"]), since, mature, probe),
+        country=tallies.counts(("c", m["country"]), since, mature, probe),
+        network=tallies.counts(("n", network), since, mature, probe) if network else Counts(),
+        site=tallies.counts(("*", ""), since, mature, probe),
         network_code=network,
         prefix_recent=_recent(recent[("p", m["prefix"])], moment, s.burst_window),
         country_recent=_recent(recent[("c", m["country"])], moment, s.burst_window),

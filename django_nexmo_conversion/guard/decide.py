@@ -24,11 +24,16 @@ REASON_CODES = (
     "sequential",
     "client_velocity",
     "guard_error",
+    "probe",
 )
 #: The codes that refuse a send (in ``enforce``) or flag it (in ``monitor``); the others
-#: (``network_rate``) are warnings the decision carries while it allows the send: a network
-#: that stops delivering looks exactly like a collapse, and a whole network is never blocked.
-BLOCKING = frozenset(REASON_CODES) - {"network_rate"}
+#: are notes the decision carries while it allows the send: ``network_rate`` (a network that
+#: stops delivering looks exactly like a collapse, and a whole network is never blocked) and
+#: ``probe`` (see :func:`decide`).
+BLOCKING = frozenset(REASON_CODES) - {"network_rate", "probe"}
+#: The signals that judge what was sent and converted: a destination refused for these alone
+#: is probed (see :func:`decide`).
+RATES = frozenset({"prefix_rate", "country_rate"})
 
 
 @dataclass(frozen=True)
@@ -64,11 +69,13 @@ class Target:
 @dataclass(frozen=True)
 class Counts:
     """One destination's sends in the rate window: those old enough to have converted
-    (``sent``, ``converted``) and all of them (``total``)."""
+    (``sent``, ``converted``), all of them (``total``) and those of the last
+    ``PROBE_INTERVAL`` (``recent``)."""
 
     sent: int = 0
     converted: int = 0
     total: int = 0
+    recent: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,10 @@ class Evidence:
     #: Checks in the short windows, before this one.
     prefix_recent: int = 0
     country_recent: int = 0
+    #: Checks of the prefix and the country the guard allowed in the short window (sends
+    #: the sweeps may not have counted yet).
+    prefix_allowed_recent: int = 0
+    country_allowed_recent: int = 0
     #: Other numbers of the same block of a hundred, and asked for by the same client.
     block_others: int = 0
     client_others: int = 0
@@ -215,4 +226,36 @@ def decide(target: Target, ev: Evidence, s: GuardSettings) -> Decision:
         return outcome(True, [("country_denied", text)], target, s)
     reasons = _volumes(target, ev, s) + _rates(target, ev, s)
     reasons.sort(key=lambda reason: reason[0] not in BLOCKING)
-    return outcome(any(code in BLOCKING for code, _ in reasons), reasons, target, s)
+    blocking = {code for code, _ in reasons if code in BLOCKING}
+    if blocking and blocking <= RATES and _may_probe(blocking, ev, s):
+        reasons.insert(
+            0,
+            (
+                "probe",
+                f"one send to {shown(target.prefix)} let through per "
+                f"{_hours(s.probe_interval)} to see whether it converts again",
+            ),
+        )
+        return outcome(False, reasons, target, s)
+    return outcome(bool(blocking), reasons, target, s)
+
+
+def _may_probe(blocking: set[str], ev: Evidence, s: GuardSettings) -> bool:
+    """Whether a destination refused for its conversion rate alone gets one send through.
+
+    A refused send cannot convert, so without probes a collapse would outlast what caused it
+    by the whole rate window: an attack's unconverted sends would refuse the prefix's real
+    users for a day after the attack stopped. One send per ``PROBE_INTERVAL`` to the level
+    that collapsed (the prefix; the country for ``country_rate``, so an attack spread over a
+    country's prefixes gets one probe, not one per prefix), and only while nothing else was
+    sent there in that time (the counts, and the checks allowed since the last fold). An
+    attack still under way trips the volume signals, which are never probed; a slow one
+    gets one send an interval."""
+    if s.probe_interval <= 0:
+        return False
+    quiet = True
+    if "prefix_rate" in blocking:
+        quiet = quiet and ev.prefix.recent == 0 and ev.prefix_allowed_recent == 0
+    if "country_rate" in blocking:
+        quiet = quiet and ev.country.recent == 0 and ev.country_allowed_recent == 0
+    return quiet

@@ -121,7 +121,8 @@ def _counts_sql(connection: Any) -> str:
         f"SELECT {kind}, {name}, "  # noqa: S608 (names quoted, values are parameters)
         f"SUM(CASE WHEN {bucket} <= %s THEN {sent} ELSE 0 END), "
         f"SUM(CASE WHEN {bucket} <= %s THEN {converted} ELSE 0 END), "
-        f"SUM({sent}), 0 FROM {t} WHERE {kind} = '{code}' AND {name} = {match} "
+        f"SUM({sent}), SUM(CASE WHEN {bucket} > %s THEN {sent} ELSE 0 END), 0, 0 "
+        f"FROM {t} WHERE {kind} = '{code}' AND {name} = {match} "
         f"AND {bucket} > %s AND {bucket} <= %s GROUP BY {kind}, {name}"
         for code, match in (
             ("p", "%s"),
@@ -143,7 +144,9 @@ def _counts_sql(connection: Any) -> str:
         f"COUNT(DISTINCT CASE WHEN {q('block_hash')} = %s AND {q('number_hash')} <> %s "
         f"AND {at} > %s THEN {q('number_hash')} END), "
         f"COUNT(DISTINCT CASE WHEN {q('client_hash')} = %s AND {q('number_hash')} <> %s "
-        f"AND {at} > %s THEN {q('number_hash')} END) "
+        f"AND {at} > %s THEN {q('number_hash')} END), "
+        f"COUNT(CASE WHEN {q('prefix')} = %s AND {q('action')} = 'allow' THEN 1 END), "
+        f"COUNT(CASE WHEN {q('country')} = %s AND {q('action')} = 'allow' THEN 1 END) "
         f"FROM {e} WHERE {at} > %s AND {at} <= %s AND ({q('prefix')} = %s "
         f"OR {q('country')} = %s OR {q('block_hash')} = %s OR {q('client_hash')} = %s)"
     )
@@ -158,28 +161,30 @@ def evidence(target: Target, digits: str, now: datetime, s: GuardSettings) -> Ev
         return connection.ops.adapt_datetimefield_value(now - timedelta(seconds=seconds))
 
     mature = at(s.conversion_wait + BUCKET_SECONDS)
+    edges = [mature, mature, at(s.probe_interval + BUCKET_SECONDS)]
     client = target.client_hash or "-"
     window = [at(s.rate_window), at(0)]
     params = [
-        *[mature, mature, target.prefix, *window],
-        *[mature, mature, target.country, *window],
-        *[mature, mature, *window],
-        *[mature, mature, target.prefix, at(s.rate_window), *window],
+        *[*edges, target.prefix, *window],
+        *[*edges, target.country, *window],
+        *[*edges, *window],
+        *[*edges, target.prefix, at(s.rate_window), *window],
         *[target.prefix, at(s.burst_window), target.country, at(s.burst_window)],
         *[target.block_hash, target.number_hash, at(s.sequential_window)],
-        *[client, target.number_hash, at(s.client_window)],
+        *[client, target.number_hash, at(s.client_window), target.prefix, target.country],
         *[at(s.longest_window), at(0), target.prefix, target.country, target.block_hash, client],
     ]
     with connection.cursor() as cursor:
         cursor.execute(_counts_sql(connection), params)
         rows = cursor.fetchall()
     found: dict[str, Counts] = {}
-    network_code, events = "", (0, 0, 0, 0)
-    for kind, name, a, b, c, d in rows:
+    network_code, events = "", (0, 0, 0, 0, 0, 0)
+    for kind, name, *values in rows:
+        a, b, c, d, e, f = (int(value or 0) for value in values)
         if kind == "e":
-            events = (int(a or 0), int(b or 0), int(c or 0), int(d or 0))
+            events = (a, b, c, d, e, f)
             continue
-        found[kind] = Counts(sent=int(a or 0), converted=int(b or 0), total=int(c or 0))
+        found[kind] = Counts(sent=a, converted=b, total=c, recent=d)
         if kind == "n":
             network_code = name
     return Evidence(
@@ -192,6 +197,8 @@ def evidence(target: Target, digits: str, now: datetime, s: GuardSettings) -> Ev
         country_recent=events[1],
         block_others=events[2],
         client_others=events[3],
+        prefix_allowed_recent=events[4],
+        country_allowed_recent=events[5],
         rule=rule,
     )
 

@@ -18,7 +18,15 @@ from ..conf import get_settings
 from ..models import Conversion, GuardEvent, GuardTally, SentMessage
 from . import counters
 
-__all__ = ["BUCKET_SECONDS", "bucket_of", "keys_of", "prune", "tally_conversions", "tally_sends"]
+__all__ = [
+    "BUCKET_SECONDS",
+    "bucket_of",
+    "keys_of",
+    "prune",
+    "rebuild_tallies",
+    "tally_conversions",
+    "tally_sends",
+]
 
 #: The width of a count's time slice.
 BUCKET_SECONDS = 600
@@ -35,13 +43,17 @@ def bucket_of(moment: datetime) -> datetime:
 
 def keys_of(message: SentMessage) -> list[dict[str, object]]:
     """The tally rows ``message`` counts in."""
-    bucket = bucket_of(message.sent_at)
+    return _keys(message.sent_at, message.prefix, message.country, message.network)
+
+
+def _keys(sent_at: datetime, prefix: str, country: str, network: str) -> list[dict[str, object]]:
+    bucket = bucket_of(sent_at)
     keys: list[dict[str, object]] = [{"kind": "*", "name": "", "network": ""}]
-    if message.prefix:
-        keys.append({"kind": "p", "name": message.prefix, "network": message.network})
-    keys.append({"kind": "c", "name": message.country, "network": ""})
-    if message.network:
-        keys.append({"kind": "n", "name": message.network, "network": message.network})
+    if prefix:
+        keys.append({"kind": "p", "name": prefix, "network": network})
+    keys.append({"kind": "c", "name": country, "network": ""})
+    if network:
+        keys.append({"kind": "n", "name": network, "network": network})
     return [{**key, "bucket": bucket} for key in keys]
 
 
@@ -64,6 +76,26 @@ def tally_conversions(conversions: Iterable[Conversion]) -> None:
             for key in keys_of(message):
                 counters.tally(totals, key, {"converted": 1})
     counters.add_all(GuardTally, totals, counts=COUNTS)
+
+
+def rebuild_tallies(*, batch_size: int = 5000) -> int:
+    """Recount every tally row the guard still reads (the rate window and a day) from the
+    messages and conversions; returns the rows written. Called inside
+    ``rates.rebuild_rates``' transaction, which marks every row counted."""
+    since = timezone.now() - timedelta(seconds=get_settings().guard.rate_window, days=1)
+    heads = (
+        SentMessage.objects.filter(parent__isnull=True, sent_at__gt=since)
+        .order_by()
+        .values_list("sent_at", "prefix", "country", "network", "conversion__delivered")
+    )
+    totals: dict[counters.FrozenKey, dict[str, int]] = {}
+    for sent_at, prefix, country, network, delivered in heads.iterator(chunk_size=batch_size):
+        for key in _keys(sent_at, prefix, country, network):
+            counters.tally(totals, key, {"sent": 1, "converted": int(delivered is True)})
+    rows = [GuardTally(**dict(key), **counts) for key, counts in totals.items()]
+    GuardTally.objects.all().delete()
+    GuardTally.objects.bulk_create(rows, batch_size=batch_size)
+    return len(rows)
 
 
 def prune(*, batch_size: int) -> int:

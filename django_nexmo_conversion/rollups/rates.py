@@ -220,4 +220,6 @@ def rebuild_rates(*, batch_size: int = 5000) -> int:
         rows = [ConversionStat(**dict(key), **counts) for key, counts in totals.items()]
         ConversionStat.objects.all().delete()
         ConversionStat.objects.bulk_create(rows, batch_size=batch_size)
+        # The guard's counts come from the same rows, which are all counted now.
+        guard.rebuild_tallies(batch_size=batch_size)
     return len(rows)
