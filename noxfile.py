@@ -245,17 +245,25 @@ def tests(session: nox.Session, django: str, db: str) -> None:
 
 def _suite_params() -> list[nox.param]:
     return [
-        nox.param(python, django, id=f"{python}-django{django}", tags=["ci"])
-        for python, django in (OLDEST, NEWEST)
+        nox.param(python, django, coverage, id=f"{python}-django{django}", tags=["ci"])
+        for python, django, coverage in ((*OLDEST, False), (*NEWEST, True))
     ]
 
 
 # Not in a bare ``nox`` (the tests sessions above run the same tests there), only by name or tag.
 @nox.session(default=False)
-@nox.parametrize(["python", "django"], _suite_params())
-def suite(session: nox.Session, django: str) -> None:
-    """The three ``tests`` sessions of a pair in one: tests/run.py runs SQLite (every test,
-    with coverage) and, beside it, PostgreSQL and MariaDB (the tests that touch a database),
-    as ``make test`` does. CI runs it on the oldest and the newest pair."""
+@nox.parametrize(["python", "django", "coverage"], _suite_params())
+def suite(session: nox.Session, django: str, coverage: bool) -> None:
+    """The three ``tests`` sessions of a pair in one: tests/run.py runs SQLite (every test)
+    and, beside it, PostgreSQL and MariaDB (the tests that touch a database), as ``make test``
+    does. CI runs it on the oldest and the newest pair; the newest measures branch coverage
+    (``make coverage``), held to fail_under in pyproject.toml."""
     session.install("-e", f".[{EXTRAS['mariadb']}]", f"django~={django}.0")
-    session.run("python", "tests/run.py", *session.posargs, env={"NEXMO_REQUIRE_SERVICES": "1"})
+    measure = ["--coverage"] if coverage else []
+    session.run(
+        "python",
+        "tests/run.py",
+        *measure,
+        *session.posargs,
+        env={"NEXMO_REQUIRE_SERVICES": "1"},
+    )

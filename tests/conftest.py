@@ -11,9 +11,18 @@ if TYPE_CHECKING:
 pytest_plugins = ["django_nexmo_conversion.testing.pytest_plugin"]
 
 #: Set by tests/run.py and the nox sessions for their PostgreSQL and MariaDB runs: those runs
-#: leave out the tests that never touch a database, since the SQLite run (which always runs
-#: everything) already ran them. Unset, every run runs every test.
+#: leave out the tests that never touch a database, and the browser tests, since the SQLite
+#: run (which always runs everything) already ran them. Unset, every run runs every test.
 DATABASE_TESTS_ONLY = "NEXMO_TEST_DATABASE_TESTS_ONLY"
+#: The browser tests (tests/browser) check what the admin's pages show and do in Chromium.
+#: The reads behind those pages run on every database in tests/test_admin*.py,
+#: tests/test_dashboard.py and the insights tests; what a browser adds (layout, clicks,
+#: scripts) does not depend on the database. They were a sixth of each server run.
+BROWSER_TESTS = os.path.join(os.path.dirname(__file__), "browser")
+#: Fixtures of tests whose processes use a SQLite file of their own whatever the run's
+#: database (tests/test_command.py's ``migrated_db``): a server run would repeat the SQLite
+#: run's test exactly. The ``own_database`` marker says the same of a test without one.
+OWN_DATABASE_FIXTURES = frozenset({"migrated_db"})
 #: pytest-django's fixtures that open the test database (``admin_client``, ``live_server`` and
 #: the rest depend on one of them, so they are in a test's fixture closure too).
 DATABASE_FIXTURES = frozenset(
@@ -37,6 +46,15 @@ def touches_database(item: pytest.Item) -> bool:
     return bool(DATABASE_FIXTURES.intersection(getattr(item, "fixturenames", ())))
 
 
+def runs_on_servers(item: pytest.Item) -> bool:
+    """Whether the PostgreSQL and MariaDB runs keep ``item`` (see ``DATABASE_TESTS_ONLY``)."""
+    if item.get_closest_marker("own_database"):
+        return False
+    if OWN_DATABASE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return False
+    return touches_database(item) and not str(item.path).startswith(BROWSER_TESTS + os.sep)
+
+
 _LEFT_OUT = pytest.StashKey[tuple[int, str]]()
 
 
@@ -45,8 +63,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     if os.environ.get(DATABASE_TESTS_ONLY) != "1" or settings.DB == "sqlite":
         return
-    kept = [item for item in items if touches_database(item)]
-    left_out = [item for item in items if not touches_database(item)]
+    kept = [item for item in items if runs_on_servers(item)]
+    left_out = [item for item in items if not runs_on_servers(item)]
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = kept
@@ -59,7 +77,9 @@ def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
     count, db = config.stash[_LEFT_OUT]
     return (
         f"{count} tests deselected on {db}: they touch no database (no django_db marker, no "
-        f"database fixture) and the SQLite run runs them; {DATABASE_TESTS_ONLY}=0 runs them here"
+        f"database fixture), drive a browser or start processes on a SQLite file of their "
+        f"own, and the SQLite run runs them; "
+        f"{DATABASE_TESTS_ONLY}=0 runs them here"
     )
 
 

@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeVar
@@ -293,7 +294,8 @@ def sent_history(
         )
         if network or price is not None:
             SentMessage.objects.filter(pk=message.pk).update(network=network, price=price)
-            message.refresh_from_db()
+            message.network = network
+            message.price = None if price is None else Decimal(price)
         messages.append(message)
     for message in messages[:converted]:
         mark_converted(message, timestamp=sent_at + timedelta(minutes=1))

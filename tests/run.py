@@ -6,9 +6,17 @@ its own Celery queue and free ports, so they run side by side: SQLite's output s
 comes, the others' is printed as each one ends. ``NEXMO_TEST_SERIAL=1`` runs them one after
 the other instead, all output live.
 
-The SQLite run runs every test, with coverage. The PostgreSQL and MariaDB runs leave out the
-tests that touch no database (``NEXMO_TEST_DATABASE_TESTS_ONLY``, see tests/conftest.py): they
-have nothing of a database to test and the SQLite run has run them.
+Each run has two pytest-xdist workers (``NEXMO_TEST_WORKERS``, 0 for one process): a test
+waiting for a process or a lease leaves a core idle that the other worker fills (a third
+worker for SQLite, which runs the most tests, cost more CPU than it saved wall time). The
+SQLite run runs every test. The PostgreSQL and MariaDB runs leave out the
+tests that touch no database and the browser tests (``NEXMO_TEST_DATABASE_TESTS_ONLY``, see
+tests/conftest.py): the SQLite run has run them.
+
+``--coverage`` (``make coverage``, and CI's nox ``suite`` session of the newest pair) measures
+branch coverage in the SQLite run and holds it to ``fail_under`` in pyproject.toml. It is not
+on by default: Python 3.11's tracer was a sixth of the whole run's CPU (110 of 620 s), the
+largest single cost of ``make test`` on two cores.
 
 Without a server (a laptop with no PostgreSQL) the run says so in one line and stays green;
 with NEXMO_REQUIRE_SERVICES=1 (set by .ci/run) a missing server fails the run instead.
@@ -17,6 +25,7 @@ Extra arguments go to every pytest run, e.g. ``python tests/run.py -k signing``.
 
 from __future__ import annotations
 
+import compileall
 import importlib.util
 import os
 import shutil
@@ -27,6 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
 SERVERS = {"postgres": ("127.0.0.1", 5432), "mariadb": ("127.0.0.1", 3306)}
 #: The driver each server needs: its module and its package.
 DRIVERS = {"postgres": ("psycopg", "psycopg[binary]"), "mariadb": ("MySQLdb", "mysqlclient")}
@@ -64,26 +74,51 @@ def reachable(host: str, port: int) -> bool:
         return False
 
 
-def command(db: str, args: list[str]) -> tuple[list[str], dict[str, str]]:
+def wants_one_process(args: list[str]) -> bool:
+    """Arguments xdist workers cannot serve (a debugger, live output) or that choose the
+    workers themselves: the SQLite run then stays in one process."""
+    return any(
+        arg in ("--pdb", "--trace", "-s", "--capture=no", "no:xdist")
+        or arg.startswith(("-n", "--numprocesses", "--dist"))
+        for arg in args
+    )
+
+
+def command(db: str, args: list[str], *, coverage: bool) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, "NEXMO_TEST_DB": db}
+    # The workers, and the processes the tests start, import the package from its byte code
+    # (compiled once by ``compile_once``) and pytest keeps its rewritten test modules: with
+    # PYTHONDONTWRITEBYTECODE (set on CI's machines) each of some 200 Django processes
+    # compiled the package again, 0.1 s of CPU each.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    workers = os.environ.get("NEXMO_TEST_WORKERS", "2")
+    if workers != "0" and not wants_one_process(args):
+        args = ["-n", workers, "--dist", "loadfile", *args]
     if db == "sqlite":
-        args = ["--cov", "--cov-report=term:skip-covered", *args]
+        if coverage:
+            args = ["--cov", "--cov-report=term:skip-covered", *args]
     else:
         env.setdefault("NEXMO_TEST_DATABASE_TESTS_ONLY", "1")
     return [sys.executable, "-m", "pytest", *args], env
 
 
-def run_serially(dbs: list[str], args: list[str]) -> list[str]:
+def compile_once() -> None:
+    """Byte-compile the package, the tests and the example project, once for every run."""
+    for folder in ("django_nexmo_conversion", "tests", "example_project"):
+        compileall.compile_dir(ROOT / folder, quiet=2, workers=0)
+
+
+def run_serially(dbs: list[str], args: list[str], *, coverage: bool) -> list[str]:
     failed = []
     for db in dbs:
         print(f"\n=== test suite on {db} ===", flush=True)
-        argv, env = command(db, args)
+        argv, env = command(db, args, coverage=coverage)
         if subprocess.call(argv, env=env) != 0:  # this interpreter, our args
             failed.append(db)
     return failed
 
 
-def run_together(dbs: list[str], args: list[str]) -> list[str]:
+def run_together(dbs: list[str], args: list[str], *, coverage: bool) -> list[str]:
     """SQLite in the foreground, the servers' runs beside it with their output in a file."""
     logs = Path(tempfile.mkdtemp(prefix="nexmo-test-runs-"))
     started = time.monotonic()
@@ -91,7 +126,7 @@ def run_together(dbs: list[str], args: list[str]) -> list[str]:
     for db in dbs:
         if db == "sqlite":
             continue
-        argv, env = command(db, args)
+        argv, env = command(db, args, coverage=coverage)
         log = logs / f"{db}.log"
         # Output to a file, read when the run ends: nothing interleaves with SQLite's.
         with log.open("wb") as out:
@@ -103,7 +138,7 @@ def run_together(dbs: list[str], args: list[str]) -> list[str]:
     failed = []
     if "sqlite" in dbs:
         print("\n=== test suite on sqlite ===", flush=True)
-        argv, env = command("sqlite", args)
+        argv, env = command("sqlite", args, coverage=coverage)
         if subprocess.call(argv, env=env) != 0:  # this interpreter, our args
             failed.append("sqlite")
         print(f"=== sqlite: ended after {time.monotonic() - started:.0f} s ===", flush=True)
@@ -119,6 +154,8 @@ def run_together(dbs: list[str], args: list[str]) -> list[str]:
 
 def main() -> int:
     args = sys.argv[1:]
+    coverage = "--coverage" in args
+    args = [arg for arg in args if arg != "--coverage"]
     require = os.environ.get("NEXMO_REQUIRE_SERVICES") == "1"
     failed = []
     not_run = []
@@ -137,10 +174,11 @@ def main() -> int:
                 not_run.append(line)
             continue
         dbs.append(db)
+    compile_once()
     if os.environ.get("NEXMO_TEST_SERIAL") == "1":
-        failed += run_serially(dbs, args)
+        failed += run_serially(dbs, args, coverage=coverage)
     else:
-        failed += run_together(dbs, args)
+        failed += run_together(dbs, args, coverage=coverage)
     for line in not_run:
         print(f"\nNOT RUN {line}", flush=True)
     if failed:

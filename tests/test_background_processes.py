@@ -49,11 +49,12 @@ def test_what_is_queued_at_exit_is_reported_before_the_process_ends(tmp_path) ->
 
 
 def test_an_api_that_hangs_does_not_hold_the_exit_and_nothing_is_lost(tmp_path) -> None:
-    with Sandbox(latency=30) as sandbox:
-        env = background_env(sandbox, TIMEOUT=20, LEASE_SECONDS=60)
+    with Sandbox(latency=90) as sandbox:
+        env = background_env(sandbox, TIMEOUT=60, LEASE_SECONDS=180)
         with running(marker("HANG", 3, 0), env, log=tmp_path / "marker.log") as process:
-            # The exit flush gives up after its bound (2 s), far below the API's 30 s.
-            assert process.wait(timeout=15) == 0
+            # The exit flush gives up after its bound (2 s), far below one TIMEOUT (60 s) and
+            # the API's 90 s; 30 s leaves room for a process starting on a busy machine.
+            assert process.wait(timeout=30) == 0
         # Every mark is still a row, pending or (its lease not yet run out) sending.
         states = set(Conversion.objects.values_list("status", flat=True))
         assert Conversion.objects.count() == 3

@@ -560,6 +560,7 @@ def test_sample_payloads_look_like_vonage_s() -> None:
 
 
 @pytest.mark.sandbox
+@pytest.mark.own_database  # the demo runs on a SQLite file of its own
 def test_the_demo_shows_a_reply_converting_a_message(tmp_path: Path) -> None:
     from tests.test_example_project import (
         DemoProcess,
