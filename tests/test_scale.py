@@ -185,8 +185,15 @@ def test_fault_suite_every_conversion_ends_reported(settings):
     assert Conversion.objects.filter(status=Status.REPORTED).count() == count
     assert {r.message_id for r in requests if r.status == 200} == set(ids)
     assert max(Conversion.objects.values_list("attempt_count", flat=True)) <= max_attempts
-    # Every request the sandbox saw is on record as an attempt, and vice versa.
-    assert ConversionAttempt.objects.count() == len(requests)
+    # Every request the sandbox saw is on record as an attempt. An attempt may have no
+    # request: a POST whose connection timed out (0.5 s) before the sandbox read it, as a
+    # machine running the suite's parallel workers can make happen; it is on record with no
+    # HTTP status, like the drops and hangs. No attempt claims an answer that was not given.
+    attempts = ConversionAttempt.objects.count()
+    unanswered = ConversionAttempt.objects.filter(http_status=None).count()
+    assert attempts >= len(requests)
+    assert unanswered >= attempts - len(requests)
+    assert attempts - unanswered <= sum(1 for r in requests if r.status is not None)
     faults = Counter(r.fault or r.status for r in requests)
     # Every kind of fault really happened.
     for kind in ("hang", "drop", 429):
