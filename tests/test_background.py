@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
-from django.core import checks
 from django.test import AsyncClient, Client
 from django.urls import reverse
 
@@ -29,7 +28,7 @@ from django_nexmo_conversion.models import Conversion, SentMessage, Status
 from django_nexmo_conversion.sandbox import Sandbox
 from django_nexmo_conversion.testing import wait_for_reports
 
-from .helpers import configure
+from .helpers import configure, static_checks
 from .processes import wait_until
 
 PREFIX = "django_nexmo_conversion"
@@ -202,14 +201,14 @@ def test_uwsgi_without_threads_is_warned_about(
 ) -> None:
     configure(settings, DISPATCH="background")
     monkeypatch.setitem(sys.modules, "uwsgi", types.SimpleNamespace(opt=options))
-    ids = [m.id for m in checks.run_checks(databases=[]) if m.id.startswith(PREFIX)]
+    ids = [m.id for m in static_checks() if m.id.startswith(PREFIX)]
     assert (f"{PREFIX}.W004" in ids) is warned
     assert background.threads_disabled() is warned
 
 
 def test_no_uwsgi_warning_for_another_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "uwsgi", types.SimpleNamespace(opt={}))
-    ids = [m.id for m in checks.run_checks(databases=[])]
+    ids = [m.id for m in static_checks()]
     assert f"{PREFIX}.W004" not in ids  # the test settings use DISPATCH="manual"
 
 

@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.core import checks
 from django.db import transaction
 from django.test import Client
 from django.urls import path, reverse
@@ -27,7 +26,7 @@ from django_nexmo_conversion.sandbox import DEFAULT_API_KEY
 from django_nexmo_conversion.transport.signing import UnsignableParameters, sign, verify
 from django_nexmo_conversion.views import webhooks as webhook_views
 
-from .helpers import HANDSET, configure, receipt_params, reply_params
+from .helpers import HANDSET, configure, receipt_params, reply_params, static_checks
 
 pytestmark = pytest.mark.django_db
 
@@ -243,7 +242,7 @@ urlpatterns = [path("hooks/vonage/inbound/", webhook_views.inbound)]
 
 
 def deploy_ids() -> list[str]:
-    return [str(m.id) for m in checks.run_checks(include_deployment_checks=True, databases=[])]
+    return [str(m.id) for m in static_checks(include_deployment_checks=True)]
 
 
 def test_w003_fires_when_the_webhook_view_is_routed_directly(settings: Any) -> None:

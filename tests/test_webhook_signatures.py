@@ -25,7 +25,7 @@ from django_nexmo_conversion.sandbox import AccountSpec, Sandbox
 from django_nexmo_conversion.sandbox.sender import WEBHOOK_FORMATS, WebhookSender
 from django_nexmo_conversion.transport.signing import SIGNATURE_METHODS
 
-from .helpers import configure
+from .helpers import configure, static_checks
 from .processes import sandbox_cli
 
 pytestmark = pytest.mark.django_db
@@ -394,23 +394,19 @@ def test_the_sandbox_cli_signs_and_never_prints_the_secret(live_server: Any, set
 def deploy_ids() -> list[str]:
     """The webhook-signing deploy warning, if given (the test settings' sandbox account and
     loopback BASE_URL give W007 besides, which is not what these tests are about)."""
-    found = checks.run_checks(
-        include_deployment_checks=True, tags=[checks.Tags.security], databases=[]
-    )
+    found = static_checks(include_deployment_checks=True, tags=[checks.Tags.security])
     return [str(m.id) for m in found if str(m.id) == PREFIX + "W003"]
 
 
 def test_unsigned_routed_webhooks_warn_on_deploy_checks() -> None:
     [message] = [
-        m
-        for m in checks.run_checks(include_deployment_checks=True, databases=[])
-        if m.id == PREFIX + "W003"
+        m for m in static_checks(include_deployment_checks=True) if m.id == PREFIX + "W003"
     ]
     assert message.level == checks.WARNING
     assert "unsigned" in message.msg
     assert "SIGNATURE_SECRET" in (message.hint or "")
     # Not a plain `check`: unsigned webhooks are the norm on a developer's machine.
-    assert PREFIX + "W003" not in [str(m.id) for m in checks.run_checks(databases=[])]
+    assert PREFIX + "W003" not in [str(m.id) for m in static_checks()]
 
 
 def test_a_signature_secret_silences_the_warning(settings: Any) -> None:
