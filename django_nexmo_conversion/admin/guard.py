@@ -16,8 +16,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from ..exceptions import ConversionInputError
-from ..guard import refused_since
-from ..models import GuardReplay, GuardRule
+from ..guard import newest_replays, refused_since
+from ..models import GuardRule
 from ..privacy import mask, recipient_hash
 from ..validation import clean_recipient
 
@@ -104,7 +104,7 @@ class GuardRuleAdmin(GuardRuleAdminBase):
         context = {
             "title": _("Send guard"),
             "refused": refused_since(timezone.now() - REFUSED_WINDOW),
-            "last_replay": GuardReplay.objects.order_by("-ran_at", "-pk").first(),
+            "last_replay": newest_replays().first(),
             **(extra_context or {}),
         }
         return super().changelist_view(request, context)

@@ -23,11 +23,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .. import signals
 from ..conf import get_settings
 from ..exceptions import ConversionInputError, NexmoConversionError
+from ..models import GuardReplay
 from .decide import BLOCKING, REASON_CODES, Decision, decide, outcome
 from .live import evidence, record, target_of
 from .recent import Refused, decisions_since, refused_since
@@ -46,6 +48,7 @@ __all__ = [
     "check",
     "decisions_since",
     "enforce",
+    "newest_replays",
     "refused_since",
     "replay",
 ]
@@ -145,12 +148,16 @@ def replay(*, days: float = 7, now: datetime | None = None, record: bool = True)
     """Judge the sends of the last ``days`` with the current settings (``guard.backtest``).
     With ``record``, its figures are kept for the Send guard page (the newest
     ``KEEP_REPLAYS``); nothing else is written."""
-    from ..models import GuardReplay
     from .backtest import replay as run
 
     result = run(days=days, now=now)
     if record:
         GuardReplay.objects.create(days=days, summary=result.as_dict())
-        kept = GuardReplay.objects.order_by("-ran_at", "-pk").values_list("pk", flat=True)
-        GuardReplay.objects.exclude(pk__in=list(kept[:KEEP_REPLAYS])).delete()
+        kept = newest_replays().values_list("pk", flat=True)[:KEEP_REPLAYS]
+        GuardReplay.objects.exclude(pk__in=list(kept)).delete()
     return result
+
+
+def newest_replays() -> QuerySet[GuardReplay]:
+    """The kept replays' figures, the newest first (the Send guard page shows the first)."""
+    return GuardReplay.objects.order_by("-ran_at", "-pk")
