@@ -78,11 +78,16 @@ def tally_conversions(conversions: Iterable[Conversion]) -> None:
     counters.add_all(GuardTally, totals, counts=COUNTS)
 
 
+def _tallies_kept_since(now: datetime) -> datetime:
+    """The oldest moment whose counts are kept: the rate window and a day."""
+    return now - timedelta(seconds=get_settings().guard.rate_window, days=1)
+
+
 def rebuild_tallies(*, batch_size: int = 5000) -> int:
-    """Recount every tally row the guard still reads (the rate window and a day) from the
-    messages and conversions; returns the rows written. Called inside
-    ``rates.rebuild_rates``' transaction, which marks every row counted."""
-    since = timezone.now() - timedelta(seconds=get_settings().guard.rate_window, days=1)
+    """Recount every tally row the guard still keeps from the messages and conversions;
+    returns the rows written. Called inside ``rates.rebuild_rates``' transaction, which marks
+    every row counted."""
+    since = _tallies_kept_since(timezone.now())
     heads = (
         SentMessage.objects.filter(parent__isnull=True, sent_at__gt=since)
         .order_by()
@@ -102,11 +107,10 @@ def prune(*, batch_size: int) -> int:
     """Delete one batch of checks older than two days and of counts older than the rate
     window (and a day); returns how many rows went."""
     now = timezone.now()
-    window = timedelta(seconds=get_settings().guard.rate_window)
     done = 0
     for model, field, before in (
         (GuardEvent, "at", now - EVENTS_KEPT),
-        (GuardTally, "bucket", now - window - timedelta(days=1)),
+        (GuardTally, "bucket", _tallies_kept_since(now)),
     ):
         old = list(
             model._default_manager.filter(**{f"{field}__lt": before})
