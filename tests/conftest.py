@@ -11,8 +11,9 @@ if TYPE_CHECKING:
 pytest_plugins = ["django_nexmo_conversion.testing.pytest_plugin"]
 
 #: Set by tests/run.py and the nox sessions for their PostgreSQL and MariaDB runs: those runs
-#: leave out the tests that never touch a database, and the browser tests, since the SQLite
-#: run (which always runs everything) already ran them. Unset, every run runs every test.
+#: leave out the tests that never touch a database, the browser tests and the tests on a
+#: SQLite file of their own (``runs_on_servers``), since the SQLite run (which always runs
+#: everything) already ran them. Unset, every run runs every test.
 DATABASE_TESTS_ONLY = "NEXMO_TEST_DATABASE_TESTS_ONLY"
 #: The browser tests (tests/browser) check what the admin's pages show and do in Chromium.
 #: The reads behind those pages run on every database in tests/test_admin*.py,

@@ -9,9 +9,9 @@ the other instead, all output live.
 Each run has two pytest-xdist workers (``NEXMO_TEST_WORKERS``, 0 for one process): a test
 waiting for a process or a lease leaves a core idle that the other worker fills (a third
 worker for SQLite, which runs the most tests, cost more CPU than it saved wall time). The
-SQLite run runs every test. The PostgreSQL and MariaDB runs leave out the
-tests that touch no database and the browser tests (``NEXMO_TEST_DATABASE_TESTS_ONLY``, see
-tests/conftest.py): the SQLite run has run them.
+SQLite run runs every test. The PostgreSQL and MariaDB runs leave out the tests that touch no
+database, the browser tests and the tests whose processes use a SQLite file of their own
+(``NEXMO_TEST_DATABASE_TESTS_ONLY``, see tests/conftest.py): the SQLite run has run them.
 
 ``--coverage`` (``make coverage``, and CI's nox ``suite`` session of the newest pair) measures
 branch coverage in the SQLite run and holds it to ``fail_under`` in pyproject.toml. It is not
@@ -76,7 +76,7 @@ def reachable(host: str, port: int) -> bool:
 
 def wants_one_process(args: list[str]) -> bool:
     """Arguments xdist workers cannot serve (a debugger, live output) or that choose the
-    workers themselves: the SQLite run then stays in one process."""
+    workers themselves: every run then stays in one process."""
     return any(
         arg in ("--pdb", "--trace", "-s", "--capture=no", "no:xdist")
         or arg.startswith(("-n", "--numprocesses", "--dist"))
