@@ -17,11 +17,12 @@ from django_nexmo_conversion.choices import Outcome
 from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
 from django_nexmo_conversion.transport.answers import classify, describe_error
-from django_nexmo_conversion.transport.client import Client
+from django_nexmo_conversion.transport.client import USER_AGENT, Client
 from django_nexmo_conversion.transport.signing import SIGNATURE_METHODS, verify
 from django_nexmo_conversion.transport.wire import (
     Account,
     Report,
+    authorization,
     build_params,
     endpoint,
     format_timestamp,
@@ -307,3 +308,33 @@ def test_one_client_reuses_one_connection() -> None:
     assert {r.connection for r in received} == {received[0].connection}
     assert [r.message_id for r in received] == [f"0A00000000000{i:03d}" for i in range(3)]
     assert all(r.query == "" for r in received)
+
+
+@pytest.mark.parametrize("auth", ["basic", "params"])
+def test_a_report_is_byte_for_byte_what_a_requests_session_would_send(auth: str) -> None:
+    """The client prepares its request itself (none of a session's per-request merging):
+    the same method, path, headers in the same order, and body as ``Session.post``."""
+    account = Account(api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET, auth=auth)
+    sent = report("0A0000000000C0DE")
+    with Sandbox() as sandbox:
+        client = Client(base_url=sandbox.base_url, timeout=5)
+        try:
+            assert client.send(sent, account).outcome == Outcome.REPORTED
+            session = requests.Session()
+            session.trust_env = False
+            session.headers["User-Agent"] = USER_AGENT
+            session.headers["Accept"] = "application/json, text/plain, */*"
+            header = authorization(account)
+            with session:
+                session.post(
+                    endpoint(sandbox.base_url, "sms"),
+                    data=build_params(sent, account),
+                    headers={"Authorization": header} if header else None,
+                    timeout=5,
+                )
+        finally:
+            client.close()
+        ours, theirs = sandbox.requests
+    assert (ours.method, ours.path, ours.query) == (theirs.method, theirs.path, theirs.query)
+    assert list(ours.headers.items()) == list(theirs.headers.items())
+    assert ours.form == theirs.form
