@@ -90,12 +90,18 @@ def child_app(concurrency: int) -> None:
     print(json.dumps({**engine, "sweep_cpu": sweep_cpu, "wall": wall, "process_cpu": _cpu()}))
 
 
-def child_bare(base_url: str, ca: str, ids_file: str, stamp: str, concurrency: int) -> None:
+def child_bare(
+    base_url: str, ca: str, ids_file: str, stamp: str, concurrency: int, *, transport: bool
+) -> None:
     """What a careful hand-written client does: a thread pool, a kept-alive session per
-    thread, the same POST (form fields, Basic header), the answer read; no database."""
+    thread, the same POST (form fields, Basic header), the answer read; no database. With
+    ``transport``, the same pool sends through the app's own HTTP client instead
+    (``transport.client.Client``, no Django set-up, no database): what the app's sending
+    threads cost apart from the database work."""
     import base64
     import threading
     from concurrent.futures import ThreadPoolExecutor
+    from datetime import datetime, timezone
 
     import requests
 
@@ -122,6 +128,18 @@ def child_bare(base_url: str, ca: str, ids_file: str, stamp: str, concurrency: i
         )
         response.content  # noqa: B018 - read the answer, as the app does
         return response.status_code
+
+    if transport:
+        from django_nexmo_conversion.transport.client import Client
+        from django_nexmo_conversion.transport.wire import Account, Report
+
+        client = Client(base_url=base_url, timeout=10, verify=ca, proxies={})
+        account = Account(api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET)
+        at = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+
+        def post(message_id: str) -> int:
+            report = Report(channel="sms", message_id=message_id, delivered=True, timestamp=at)
+            return client.send(report, account).status_code or 0
 
     start_cpu, start = _cpu(), time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
@@ -180,7 +198,9 @@ def app_run(
     }
 
 
-def bare_run(sandbox: Any, cert: str, count: int, concurrency: int) -> dict[str, float]:
+def bare_run(
+    sandbox: Any, cert: str, count: int, concurrency: int, *, transport: bool = False
+) -> dict[str, float]:
     from datetime import datetime, timezone
 
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
@@ -202,6 +222,7 @@ def bare_run(sandbox: Any, cert: str, count: int, concurrency: int) -> dict[str,
         f.name,
         "--timestamp",
         stamp,
+        *(["--transport"] if transport else []),
     ]
     _wall, output = common.run_child(command, dict(common.child_env("sqlite")))
     Path(f.name).unlink()
@@ -223,6 +244,8 @@ def measure(db: str, args: Any) -> list[Figure]:
 
     cert, key = common.certificate()
     pairs: list[tuple[dict[str, float], dict[str, float]]] = []
+    #: The app's HTTP client alone, right after each pair: the sending threads' share.
+    transports: list[dict[str, float]] = []
     with Sandbox(latency=args.latency, certfile=cert, keyfile=key) as sandbox:
         if args.profile:
             app_run(db, sandbox, cert, count, args.concurrency, args.profile)
@@ -237,13 +260,15 @@ def measure(db: str, args: Any) -> list[Figure]:
                 app = app_run(db, sandbox, cert, count, args.concurrency, None)
                 bare = bare_run(sandbox, cert, count, args.concurrency)
             pairs.append((app, bare))
+            transports.append(bare_run(sandbox, cert, count, args.concurrency, transport=True))
             print(
                 f"[{db} run {n + 1}] app {app['rate']:.0f}/s {app['cpu_ms']:.3f} ms CPU/conv "
                 f"({app['main_cpu'] * 1000 / count:.3f} in the calling thread; whole sweep "
                 f"{app['sweep_cpu_ms']:.3f}); "
                 f"bare {bare['rate']:.0f}/s {bare['cpu_ms']:.3f} ms CPU/conv; "
                 f"rate ratio {app['rate'] / bare['rate']:.2f}, "
-                f"CPU ratio {app['cpu_ms'] / bare['cpu_ms']:.2f}",
+                f"CPU ratio {app['cpu_ms'] / bare['cpu_ms']:.2f}; "
+                f"the app's HTTP client alone {transports[-1]['cpu_ms']:.3f} ms CPU/request",
                 flush=True,
             )
     rate_ratios = [a["rate"] / b["rate"] for a, b in pairs]
@@ -259,6 +284,10 @@ def measure(db: str, args: Any) -> list[Figure]:
     main_cpu = [a["main_cpu"] * 1000 / count for a, _ in pairs]
     sweep_ratio = statistics.median(sweep_ratios)
     start_up = statistics.median(a["process_cpu"] - a["sweep_cpu"] for a, _ in pairs)
+    transport_cpu = [t["cpu_ms"] for t in transports]
+    transport_ratios = [
+        t["cpu_ms"] / b["cpu_ms"] for t, (_, b) in zip(transports, pairs, strict=True)
+    ]
     return [
         Figure(
             bench="cpu_per_conversion",
@@ -303,6 +332,18 @@ def measure(db: str, args: Any) -> list[Figure]:
             f"conversions into the rollups (fold), alerts; ratio spread {_spread(sweep_ratios)}; "
             f"Python+Django start-up ({start_up:.2f} s CPU per process) left out",
         ),
+        Figure(
+            bench="cpu_per_conversion",
+            figure=f"CPU per request, the app's HTTP client alone vs bare requests ({db})",
+            value=statistics.median(transport_cpu),
+            unit="ms",
+            baseline=statistics.median(bare_cpu),
+            baseline_label="bare requests",
+            ratio=statistics.median(transport_ratios),
+            target="-",
+            note="transport.client.Client in the bare client's thread pool, no database: what "
+            f"the app's sending threads cost; ratio spread {_spread(transport_ratios)}",
+        ),
     ]
 
 
@@ -318,12 +359,20 @@ def main() -> None:
     p.add_argument("--ca", help=SUPPRESS_HELP)
     p.add_argument("--ids", help=SUPPRESS_HELP)
     p.add_argument("--timestamp", help=SUPPRESS_HELP)
+    p.add_argument("--transport", action="store_true", help=SUPPRESS_HELP)
     args = p.parse_args()
     if args.child == "app":
         child_app(args.concurrency)
         return
     if args.child == "bare":
-        child_bare(args.base_url, args.ca, args.ids, args.timestamp, args.concurrency)
+        child_bare(
+            args.base_url,
+            args.ca,
+            args.ids,
+            args.timestamp,
+            args.concurrency,
+            transport=args.transport,
+        )
         return
     dbs = common.databases_of(args)
     if len(dbs) > 1:
