@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,7 @@ from django_nexmo_conversion import __version__
 from django_nexmo_conversion.choices import Outcome
 from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
+from django_nexmo_conversion.transport.adapter import RouteAdapter
 from django_nexmo_conversion.transport.answers import classify, describe_error
 from django_nexmo_conversion.transport.client import USER_AGENT, Client
 from django_nexmo_conversion.transport.signing import SIGNATURE_METHODS, verify
@@ -338,3 +340,47 @@ def test_a_report_is_byte_for_byte_what_a_requests_session_would_send(auth: str)
     assert (ours.method, ours.path, ours.query) == (theirs.method, theirs.path, theirs.query)
     assert list(ours.headers.items()) == list(theirs.headers.items())
     assert ours.form == theirs.form
+
+
+# --- the route adapter: each endpoint's pool and target looked up once -------------------------
+
+
+SANDBOX_ACCOUNT = Account(api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET, auth="params")
+
+
+def route_session() -> tuple[requests.Session, RouteAdapter]:
+    session = requests.Session()
+    session.trust_env = False
+    adapter = RouteAdapter()
+    for prefix in ("https://", "http://"):
+        session.mount(prefix, adapter)
+    return session, adapter
+
+
+def test_a_pool_closed_since_it_was_looked_up_is_looked_up_again() -> None:
+    session, adapter = route_session()
+    with Sandbox() as sandbox, session:
+        form = build_params(report(), SANDBOX_ACCOUNT)
+        assert session.post(sandbox.url(), data=form, timeout=5).ok
+        # What urllib3 1.26's pool manager does to a pool it drops: forgets it and closes it
+        # (2.x leaves it open).
+        request = session.prepare_request(requests.Request("POST", sandbox.url()))
+        dropped = adapter.get_connection_with_tls_context(request, verify=True)
+        adapter.poolmanager.clear()
+        dropped.close()
+        assert session.post(sandbox.url(), data=form, timeout=5).ok
+        first, second = sandbox.requests
+    assert first.connection != second.connection
+
+
+def test_each_verify_setting_keeps_its_own_trust(tls_cert: tuple[Path, Path]) -> None:
+    """A private CA trusted for one request is not trusted for the next that asks for the
+    public CAs: the route is kept per TLS setting, not per URL alone."""
+    cert, key = tls_cert
+    session, _adapter = route_session()
+    with Sandbox(certfile=cert, keyfile=key) as sandbox, session:
+        post = {"url": sandbox.url(), "data": build_params(report(), SANDBOX_ACCOUNT), "timeout": 5}
+        assert session.post(**post, verify=str(cert)).ok
+        with pytest.raises(requests.exceptions.SSLError):
+            session.post(**post, verify=True)
+        assert session.post(**post, verify=str(cert)).ok

@@ -20,8 +20,9 @@ from django.views.decorators.debug import sensitive_variables
 from ..__about__ import __version__
 from ..choices import Outcome
 from . import redaction, telemetry
+from .adapter import RouteAdapter
 from .answers import classify
-from .deadline import Deadline, DeadlineAdapter
+from .deadline import Deadline
 from .wire import Account, Answer, Report, authorization, build_params, endpoint
 
 USER_AGENT = f"django-nexmo-conversion/{__version__} python-requests/{requests.__version__}"
@@ -172,7 +173,7 @@ class Client:
             session.proxies.update(self.proxies)
             # TIMEOUT is the whole request's deadline, not each read's (see ``deadline``).
             for prefix in ("https://", "http://"):
-                session.mount(prefix, DeadlineAdapter())
+                session.mount(prefix, RouteAdapter())
             self._local.session = session
             self._local.forks = _forks
         return session
