@@ -27,6 +27,8 @@ def _proxies_key(proxies: Mapping[str, str] | None) -> tuple[tuple[str, str], ..
 
 
 class RouteAdapter(DeadlineAdapter):
+    """A :class:`DeadlineAdapter` that looks each route up once (see the module's text)."""
+
     def __init__(self) -> None:
         super().__init__()
         self._pools: dict[tuple[Any, ...], HTTPConnectionPool] = {}

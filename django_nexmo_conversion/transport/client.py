@@ -98,7 +98,8 @@ def _prepared_url(url: str) -> str:
     return str(request.url)
 
 
-@sensitive_variables("params", "header")
+# Every local holds the credentials (the header, or the form fields under AUTH="params").
+@sensitive_variables("params", "header", "headers", "request")
 def _prepare(
     session: requests.Session, url: str, params: dict[str, str], header: str | None
 ) -> requests.PreparedRequest:
@@ -188,7 +189,7 @@ class Client:
     # The form fields and the Basic header hold the API secret: hidden from Django's error
     # reports (and the secrets are Secret strings, whose repr hides them from any reporter
     # reading locals).
-    @sensitive_variables("params", "header", "secrets", "text", "body")
+    @sensitive_variables("params", "header", "request", "secrets", "text", "body")
     def _post(self, url: str, report: Report, account: Account) -> Answer:
         params = build_params(report, account)
         header = authorization(account)
