@@ -17,7 +17,7 @@ from django_nexmo_conversion import __version__
 from django_nexmo_conversion.choices import Outcome
 from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
-from django_nexmo_conversion.transport.adapter import RouteAdapter
+from django_nexmo_conversion.transport.adapter import ReportAdapter
 from django_nexmo_conversion.transport.answers import classify, describe_error
 from django_nexmo_conversion.transport.client import USER_AGENT, Client
 from django_nexmo_conversion.transport.signing import SIGNATURE_METHODS, verify
@@ -348,10 +348,10 @@ def test_a_report_is_byte_for_byte_what_a_requests_session_would_send(auth: str)
 SANDBOX_ACCOUNT = Account(api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET, auth="params")
 
 
-def route_session() -> tuple[requests.Session, RouteAdapter]:
+def route_session() -> tuple[requests.Session, ReportAdapter]:
     session = requests.Session()
     session.trust_env = False
-    adapter = RouteAdapter()
+    adapter = ReportAdapter()
     for prefix in ("https://", "http://"):
         session.mount(prefix, adapter)
     return session, adapter

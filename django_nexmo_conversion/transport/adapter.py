@@ -1,4 +1,5 @@
-"""The adapter a report goes through: ``deadline``'s, looking each endpoint's route up once.
+"""The ``requests`` adapter a report goes through: each pool under ``deadline``'s watch, each
+endpoint's route looked up once.
 
 For every request, requests' ``HTTPAdapter`` parses the URL again, picks the proxy again,
 builds the pool's key again and checks the CA bundle's path on disk again (three ``stat``
@@ -14,20 +15,22 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from requests import PreparedRequest
+from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool
 
-from .deadline import DeadlineAdapter
+from .deadline import watch_pool
 
 
 def _proxies_key(proxies: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(proxies.items())) if proxies else ()
 
 
-class RouteAdapter(DeadlineAdapter):
-    """A :class:`DeadlineAdapter` that looks each route up once (see the module's text)."""
+class ReportAdapter(HTTPAdapter):
+    """An ``HTTPAdapter`` whose connections obey the sending thread's deadline and which looks
+    each route up once (see the module's text)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -48,8 +51,8 @@ class RouteAdapter(DeadlineAdapter):
         key = (request.url, verify, cert, _proxies_key(proxies))
         pool = self._pools.get(key)
         if pool is None or pool.pool is None:  # never looked up, or closed since
-            pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
-            self._pools[key] = pool
+            found = super().get_connection_with_tls_context(request, verify, proxies, cert)
+            pool = self._pools[key] = watch_pool(cast(HTTPConnectionPool, found))
         return pool
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:

@@ -20,7 +20,7 @@ from django.views.decorators.debug import sensitive_variables
 from ..__about__ import __version__
 from ..choices import Outcome
 from . import redaction, telemetry
-from .adapter import RouteAdapter
+from .adapter import ReportAdapter
 from .answers import classify
 from .deadline import Deadline
 from .wire import Account, Answer, Report, authorization, build_params, endpoint
@@ -174,7 +174,7 @@ class Client:
             session.proxies.update(self.proxies)
             # TIMEOUT is the whole request's deadline, not each read's (see ``deadline``).
             for prefix in ("https://", "http://"):
-                session.mount(prefix, RouteAdapter())
+                session.mount(prefix, ReportAdapter())
             self._local.session = session
             self._local.forks = _forks
         return session

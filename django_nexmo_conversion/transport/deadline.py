@@ -8,7 +8,7 @@ blocked read then fails at once and the request ends with a ``requests`` error. 
 thread per process serves every request (a timer thread per request cost 0.8 ms each).
 
 The sockets are found by wrapping the connection class of each urllib3 pool the session
-uses (:class:`DeadlineAdapter`): a new connection registers its socket as soon as it is
+uses (:func:`watch_pool`): a new connection registers its socket as soon as it is
 connected (the TLS handshake and a proxy tunnel included), a kept-alive one when a request
 starts on it. Nothing here touches Django.
 """
@@ -23,10 +23,8 @@ import socket
 import threading
 import time
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
-from requests import PreparedRequest
-from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool
 
 _current = threading.local()
@@ -174,22 +172,10 @@ def _watched(cls: type) -> type:
         return watched
 
 
-class DeadlineAdapter(HTTPAdapter):
-    """An ``HTTPAdapter`` whose connections (direct or through a proxy) obey a
-    :class:`Deadline` entered in the thread that sends."""
-
-    def get_connection_with_tls_context(
-        self,
-        request: PreparedRequest,
-        verify: bool | str | None,
-        proxies: Any = None,
-        cert: Any = None,
-    ) -> HTTPConnectionPool:
-        pool = cast(
-            HTTPConnectionPool,
-            super().get_connection_with_tls_context(request, verify, proxies, cert),
-        )
-        if not issubclass(pool.ConnectionCls, _Watched):
-            # Per pool, before it makes its first connection (pools are made on demand).
-            pool.ConnectionCls = _watched(pool.ConnectionCls)
-        return pool
+def watch_pool(pool: HTTPConnectionPool) -> HTTPConnectionPool:
+    """Put ``pool``'s connections (direct or through a proxy) under the :class:`Deadline`
+    entered in the thread that sends; done once per pool, before its first connection (pools
+    are made on demand: ``adapter`` calls this where it looks one up)."""
+    if not issubclass(pool.ConnectionCls, _Watched):
+        pool.ConnectionCls = _watched(pool.ConnectionCls)
+    return pool
