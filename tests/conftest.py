@@ -67,8 +67,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     if os.environ.get(DATABASE_TESTS_ONLY) != "1" or settings.DB == "sqlite":
         return
-    kept = [item for item in items if runs_on_servers(item)]
-    left_out = [item for item in items if not runs_on_servers(item)]
+    kept: list[pytest.Item] = []
+    left_out: list[pytest.Item] = []
+    for item in items:
+        (kept if runs_on_servers(item) else left_out).append(item)
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = kept
