@@ -19,11 +19,12 @@ from django_nexmo_conversion.exceptions import ConversionInputError
 from django_nexmo_conversion.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, Sandbox
 from django_nexmo_conversion.transport.adapter import ReportAdapter
 from django_nexmo_conversion.transport.answers import classify, describe_error
-from django_nexmo_conversion.transport.client import USER_AGENT, Client
+from django_nexmo_conversion.transport.client import USER_AGENT, Client, form_body
 from django_nexmo_conversion.transport.signing import SIGNATURE_METHODS, verify
 from django_nexmo_conversion.transport.wire import (
     Account,
     Report,
+    Secret,
     authorization,
     build_params,
     endpoint,
@@ -340,6 +341,18 @@ def test_a_report_is_byte_for_byte_what_a_requests_session_would_send(auth: str)
     assert (ours.method, ours.path, ours.query) == (theirs.method, theirs.path, theirs.query)
     assert list(ours.headers.items()) == list(theirs.headers.items())
     assert ours.form == theirs.form
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0A0000000000C0DE", "", "a b+c&d=e/f%g?h#i", "clé ü 日本 \u2028\U0001f600", "~-._*'()!"],
+)
+def test_the_form_is_encoded_as_requests_encodes_it(value: str) -> None:
+    """The client encodes the form itself (without requests' per-call protocol checks): the
+    body is the one ``requests`` prepares for the same fields, secrets included."""
+    params = {"api_key": value, "api_secret": Secret(value), "message-id": value}
+    prepared = requests.Request("POST", "https://api.example/", data=params).prepare()
+    assert form_body(params) == prepared.body
 
 
 # --- the route adapter: each endpoint's pool and target looked up once -------------------------

@@ -8,7 +8,8 @@ This adapter keeps, per URL and settings, the connection pool and the request's 
 path, or the whole URL through a plain HTTP proxy), and remembers which pools' certificate
 settings are made. A pool closed since (urllib3 1.26 closes a pool its manager drops; 2.x
 leaves it open and working) is looked up afresh. One adapter serves one session, and so one
-thread (``client``).
+thread (``client``). Its responses carry no cookie jar's contents: requests parses every
+answer's cookies, which this client never keeps.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import weakref
 from collections.abc import Mapping
 from typing import Any, cast
 
-from requests import PreparedRequest
+from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
 from urllib3.connectionpool import HTTPConnectionPool
 
 from .deadline import watch_pool
@@ -66,3 +69,18 @@ class ReportAdapter(HTTPAdapter):
         if target is None:
             target = self._targets[key] = super().request_url(request, proxies)
         return target
+
+    def build_response(self, req: PreparedRequest, resp: Any) -> Response:
+        # What requests' own gives (status, headers, encoding, the raw answer, the request)
+        # but the cookies: it parses every answer's Set-Cookie headers into a jar this client
+        # never reads (it keeps no cookie, and Nexmo's answers set none worth keeping).
+        response = Response()
+        response.status_code = resp.status
+        response.headers = CaseInsensitiveDict(resp.headers)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = cast(str, req.url)
+        response.request = req
+        response.connection = self
+        return response
