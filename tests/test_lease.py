@@ -18,7 +18,7 @@ from django_nexmo_conversion import report_pending
 from django_nexmo_conversion.conf import get_settings
 from django_nexmo_conversion.models import Conversion, ConversionAttempt, Outcome, Status
 from django_nexmo_conversion.reporting import engine
-from django_nexmo_conversion.reporting.claims import claim, release
+from django_nexmo_conversion.reporting.claims import Claim, claim, claim_batch, release
 from django_nexmo_conversion.reporting.outcomes import write_answers
 from django_nexmo_conversion.sandbox import Sandbox
 from django_nexmo_conversion.transport.wire import Answer
@@ -223,16 +223,16 @@ def test_every_row_is_sent_while_its_lease_holds(
     nexmo_sandbox.latency = 0.12
     conversions = mark_many(12, prefix="LEASE")
     lease_ends: dict[str, float] = {}  # message id -> latest possible lease expiry (monotonic)
-    real_claim = engine.claim
+    real_claim = engine.claim_batch
 
-    def recording_claim(*args: Any, **kwargs: Any) -> Any:
-        token, got = real_claim(*args, **kwargs)
+    def recording_claim(*args: Any, **kwargs: Any) -> Claim:
+        taken = real_claim(*args, **kwargs)
         expiry = time.monotonic() + lease
-        for row in got:
+        for row in taken.rows:
             lease_ends[row.message.message_id] = expiry
-        return token, got
+        return taken
 
-    monkeypatch.setattr(engine, "claim", recording_claim)
+    monkeypatch.setattr(engine, "claim_batch", recording_claim)
 
     result = report_pending(concurrency=1)
 
@@ -243,3 +243,50 @@ def test_every_row_is_sent_while_its_lease_holds(
         if r.received_at > lease_ends[r.message_id or ""]
     ]
     assert late == []
+
+
+def test_lapsed_leases_go_first_and_a_claim_says_when_none_are_left() -> None:
+    conversions = mark_many(8, prefix="LAPSED")
+    claim(3)
+    expire_leases()  # a vanished worker's three rows
+
+    first = claim_batch(2)
+    second = claim_batch(2, lapsed=first.lapsed_left)
+    third = claim_batch(10, lapsed=second.lapsed_left)
+
+    lapsed = {c.pk for c in conversions[:3]}
+    assert ({r.pk for r in first.rows} < lapsed, first.lapsed_left) == (True, True)
+    # The last lapsed row and one pending row: fewer lapsed found than wanted.
+    assert len({r.pk for r in second.rows} & lapsed) == 1
+    assert second.lapsed_left is False
+    assert {r.pk for r in third.rows} == {c.pk for c in conversions} - {
+        r.pk for r in (*first.rows, *second.rows)
+    }
+
+
+def test_a_run_stops_looking_for_lapsed_leases_once_a_claim_found_too_few(
+    nexmo_sandbox: Sandbox, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small batches (two rounds of two requests fit in a lease): many claims in one run.
+    configure(settings, CONCURRENCY=2, LEASE_SECONDS=6, TIMEOUT=1)
+    conversions = mark_many(20, prefix="LAPSED")
+    claim(5)
+    expire_leases()
+    asked: list[bool] = []
+    real_claim = engine.claim_batch
+
+    def recording_claim(*args: Any, **kwargs: Any) -> Claim:
+        asked.append(kwargs["lapsed"])
+        return real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "claim_batch", recording_claim)
+
+    result = report_pending(concurrency=2, limit=None)
+
+    assert result.reported == len(conversions)
+    # The claims that took the five lapsed rows looked for them; once one found fewer than it
+    # wanted, none did again.
+    looked = asked.index(False)
+    assert asked == [True] * looked + [False] * (len(asked) - looked)
+    assert 1 <= looked <= 5
+    assert len(asked) - looked >= 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
@@ -43,6 +44,16 @@ def held_at_most(concurrency: int, conf: ConversionSettings) -> int:
     return batch_size(concurrency, conf) + (ahead if concurrency > 1 else 0)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """One claim: its token, the rows it took, and whether rows whose lease ran out may
+    remain (``False`` once a claim found fewer of them than it wanted)."""
+
+    token: str
+    rows: list[Conversion]
+    lapsed_left: bool
+
+
 def claim(
     size: int,
     *,
@@ -57,6 +68,22 @@ def claim(
     do, so parallel workers pick different rows instead of contending for the same ones.
     ``due_at`` (default now) takes only rows due by then.
     """
+    taken = claim_batch(size, pks=pks, due_at=due_at, conf=conf)
+    return taken.token, taken.rows
+
+
+def claim_batch(
+    size: int,
+    *,
+    pks: Sequence[int] | None = None,
+    due_at: datetime | None = None,
+    conf: ConversionSettings | None = None,
+    lapsed: bool = True,
+) -> Claim:
+    """:func:`claim`, for a run claiming batch after batch: with ``lapsed=False`` it looks only
+    for pending rows. A run passes the last claim's ``lapsed_left``: rows due by the run's
+    start whose lease ran out were all taken once a claim found fewer than it wanted (a lease
+    given since ends after the run's start), so asking again is a statement for nothing."""
     conf = conf or get_settings()
     now = timezone.now()
     due_at = due_at or now
@@ -67,13 +94,14 @@ def claim(
     features = connection.features
     chosen: Iterable[int]
     claimed = 0
+    lapsed_left = lapsed
     with transaction.atomic():
         # One status at a time, oldest due first: each is one range of the (status,
         # next_attempt_at) index read in order, so a claim stops after ``size`` rows however
         # long the queue. Both statuses in one ORDER BY made the database sort every due row
         # on each claim (bench/memory.py: a backlog of 100,000 drained at half the speed of
         # one of 10,000). Rows whose lease ran out have waited longest: they go first.
-        for status in (Status.SENDING, Status.PENDING):
+        for status in (Status.SENDING, Status.PENDING) if lapsed else (Status.PENDING,):
             wanted = size - claimed
             if wanted <= 0:
                 break
@@ -91,7 +119,7 @@ def claim(
                 chosen = candidates.values_list("pk", flat=True)[:wanted]
             else:
                 chosen = list(candidates.values_list("pk", flat=True)[:wanted])
-            claimed += (
+            taken = (
                 Conversion.objects.due(due_at)
                 .filter(pk__in=chosen)
                 .update(
@@ -100,8 +128,14 @@ def claim(
                     next_attempt_at=now + timedelta(seconds=conf.lease_seconds),
                 )
             )
+            if status == Status.SENDING:
+                # Fewer found than wanted: none left (rows another worker holds locked are being
+                # claimed by it; were its claim rolled back, the next run takes them).
+                found = len(chosen) if isinstance(chosen, list) else taken
+                lapsed_left = found >= wanted
+            claimed += taken
     if not claimed:
-        return token, []
+        return Claim(token, [], lapsed_left)
     # status=SENDING narrows the scan to rows in flight (the due index's prefix).
     query = (
         Conversion.objects.filter(status=Status.SENDING, claim_token=token)
@@ -113,7 +147,7 @@ def claim(
         # datetimes parsed per row) was a third of a claim's CPU. The outcome signals' receivers
         # get the row itself, so with one connected every column is read.
         query = query.only(*REPORTED_FIELDS)
-    return token, list(query)
+    return Claim(token, list(query), lapsed_left)
 
 
 #: What sending a claimed row and writing its answer read of it and of its message.

@@ -14,7 +14,7 @@ from django.utils import timezone
 from ..conf import ConversionSettings, get_settings
 from ..transport import telemetry
 from ..validation import clean_count
-from .claims import batch_size, claim, lease_rounds
+from .claims import batch_size, claim_batch, lease_rounds
 from .result import ReportResult
 from .senders import Batches, Run, send_concurrently, send_one_by_one
 
@@ -34,18 +34,20 @@ def _pending_batches(
     # so one run tries each conversion at most once.
     started = timezone.now()
     remaining = limit
+    lapsed = True
     while remaining is None or remaining > 0:
         if should_stop():
             return
         size = batch_size(concurrency, conf, queued=queued)
         if remaining is not None:
             size = min(size, remaining)
-        token, rows = claim(size, pks=pks, due_at=started, conf=conf)
+        taken = claim_batch(size, pks=pks, due_at=started, conf=conf, lapsed=lapsed)
+        rows, lapsed = taken.rows, taken.lapsed_left
         if not rows:
             return
         if remaining is not None:
             remaining -= len(rows)
-        yield token, rows
+        yield taken.token, rows
         if len(rows) < size:
             # Fewer than asked: nothing else was due when the run started, or another
             # worker is taking it. Another claim would only come back empty (for the one
