@@ -13,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 
@@ -267,6 +268,10 @@ def send_concurrently(
     pool = executor(concurrency)
     owner: dict[Future[Answer | None], tuple[str, Conversion]] = {}
     running: set[Future[Answer | None]] = set()
+    # Each future puts itself here when it finishes (or is cancelled): the loop takes them as
+    # they come, where ``concurrent.futures.wait`` locks and unlocks every running future
+    # twice per call.
+    finished: queue.SimpleQueue[Future[Answer | None]] = queue.SimpleQueue()
     # Claim token -> rows whose answer is not written yet; at the end, those of them never
     # sent are released (``Run.release_unsent``).
     unwritten: dict[str, set[int]] = {}
@@ -295,6 +300,7 @@ def send_concurrently(
                 return False
             owner[future] = (token, row)
             running.add(future)
+            future.add_done_callback(finished.put)
         return True
 
     stopping = False
@@ -303,8 +309,11 @@ def send_concurrently(
     try:
         more = queue_next()
         while running:
-            done, still = wait(running, return_when=FIRST_COMPLETED)
-            running.intersection_update(still)
+            done = [finished.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    done.append(finished.get_nowait())
+            running.difference_update(done)
             answered: dict[str, list[tuple[Conversion, Answer]]] = {}
             for future in done:
                 if future.cancelled():
