@@ -149,7 +149,7 @@ def load(rows: int) -> None:
     common.analyze()
 
 
-def measure_pages(repeat: int) -> dict[str, tuple[int, float]]:
+def measure_pages(repeat: int, *, only: str | None = None) -> dict[str, tuple[int, float]]:
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
@@ -164,6 +164,8 @@ def measure_pages(repeat: int) -> dict[str, tuple[int, float]]:
     client.force_login(user)
     results = {}
     for name, (url_name, query) in PAGES.items():
+        if only is not None and name != only:
+            continue
         url = reverse(url_name) + query
         for _ in range(2):  # warm: templates, caches, the database's buffers
             response = client.get(url)

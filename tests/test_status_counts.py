@@ -29,7 +29,12 @@ from django_nexmo_conversion.models import (
     StatusCount,
 )
 from django_nexmo_conversion.retention import purge
-from django_nexmo_conversion.rollups.by_status import totals_since
+from django_nexmo_conversion.rollups.by_status import (
+    HOURLY_FOR,
+    hourly_since,
+    month_of,
+    totals_since,
+)
 from django_nexmo_conversion.rollups.counters import lock_conflict
 from django_nexmo_conversion.rollups.rates import hour_of
 from django_nexmo_conversion.testing.factories import ConversionFactory
@@ -111,6 +116,65 @@ def test_periods_count_the_conversions_marked_since_their_hour() -> None:
     assert [sum(c.values()) for c in totals_since(*starts)] == [2, 4, 5]
     windows = {w.key: (w.marked, w.reported, w.failed) for w in queries.window_counts(now=now)}
     assert windows == {"24h": (2, 0, 0), "7d": (4, 0, 1), "30d": (5, 0, 1)}
+
+
+def count_rows() -> dict[tuple[Any, str], int]:
+    return {(row.hour, row.status): row.conversions for row in StatusCount.objects.all()}
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("locmem")
+def test_hours_older_than_the_dashboards_periods_are_counted_by_month() -> None:
+    now = timezone.now()
+    for days in (0, 3, 29, 45, 46, 80, 81, 200):
+        ConversionFactory(created_at=now - timedelta(days=days))
+    insights.refresh()
+    since = hourly_since()
+    rows = count_rows()
+    # Each hour of the last HOURLY_FOR keeps its row; each older month has one.
+    assert sorted(hour for hour, _ in rows if hour >= since) == sorted(
+        hour_of(now - timedelta(days=days)) for days in (0, 3, 29)
+    )
+    assert {hour for hour, _ in rows if hour < since} == {
+        month_of(hour_of(now - timedelta(days=days))) for days in (45, 46, 80, 81, 200)
+    }
+    assert sum(rows.values()) == 8
+    assert_exact()
+    starts = [now - timedelta(days=1), now - timedelta(days=7), now - timedelta(days=30)]
+    assert totals_since(*starts) == [recount(since) for since in starts]
+    # A rebuild writes the same rows.
+    call_command("rebuild_conversion_stats", stdout=io.StringIO())
+    assert count_rows() == rows
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("locmem")
+def test_hourly_counts_that_aged_past_the_limit_move_into_their_month() -> None:
+    now = timezone.now()
+    old = [hour_of(now - timedelta(days=days, hours=hours)) for days, hours in ((40, 0), (40, 5))]
+    for hour in old:
+        ConversionFactory(created_at=hour, status=Status.REPORTED)
+    insights.refresh()
+    # Hours counted on their own rows while they were recent (or by a version before months).
+    StatusCount.objects.all().delete()
+    StatusCount.objects.bulk_create(
+        StatusCount(hour=hour, status=Status.REPORTED, conversions=1) for hour in old
+    )
+    ConversionFactory(created_at=now)  # a recent hour, left as it is
+
+    insights.refresh()
+
+    assert count_rows() == {
+        (month_of(old[0]), Status.REPORTED): 2,
+        (hour_of(now), Status.PENDING): 1,
+    }
+    assert_exact()
+
+
+@pytest.mark.django_db
+def test_a_period_older_than_the_hourly_counts_is_refused() -> None:
+    with pytest.raises(ValueError, match="31 days ago at most"):
+        totals_since(timezone.now() - HOURLY_FOR - timedelta(hours=2))
 
 
 @pytest.mark.django_db(transaction=True)

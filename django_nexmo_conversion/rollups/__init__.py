@@ -38,6 +38,7 @@ def fold(*, batch_size: int = 1000) -> int:
         rates.fold_conversions,
         by_status.fold_statuses,
         by_status.fold_deletions,
+        by_status.compact_counts,
         guard.prune,
     )
     for step in steps:

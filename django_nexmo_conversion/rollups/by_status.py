@@ -13,6 +13,11 @@ leaves a -1 for its count (``StatusCountChange``) in the deleting transaction: a
 :func:`settled_deletion`. Only the sweeps write the counter rows, in key order; two sweeps
 creating the same new rows at once may still deadlock on InnoDB's gap locks, and then one
 batch rolls back whole, to be counted by the next sweep.
+
+Hours marked more than :data:`HOURLY_FOR` ago are counted one row per month and status (at the
+month's first hour): only the all-time totals read them, and a year of hours was 35,000 rows
+to add up on every dashboard view. Every writer counts an old hour into its month, and each
+sweep moves the hours that aged past it since (:func:`compact_counts`).
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.apps import apps
 from django.db import models, transaction
 from django.db.models import Count, F, Q, Sum, Value
 from django.db.models.signals import pre_delete
+from django.utils import timezone
 
 from ..choices import Status
 from ..models import Conversion, SentMessage, StatusCount, StatusCountChange
@@ -34,10 +40,15 @@ from . import counters, rates
 from .rates import hour_of
 
 __all__ = [
+    "HOURLY_FOR",
     "changed_pairs",
+    "compact_counts",
     "connect_deletions",
+    "counted_hour",
     "fold_deletions",
     "fold_statuses",
+    "hourly_since",
+    "month_of",
     "rebuild_counts",
     "settled_deletion",
     "totals",
@@ -45,6 +56,28 @@ __all__ = [
 ]
 
 COUNTS = ("conversions",)
+
+#: How long an hour of marking keeps a count row of its own: the dashboard's periods (the
+#: longest is 30 days, ``queries.WINDOWS``) start at a whole hour, so their hours must be
+#: apart; a day's margin. Older hours are counted by month.
+HOURLY_FOR = timedelta(days=31)
+
+
+def month_of(moment: datetime) -> datetime:
+    """The first hour of ``moment``'s month, in UTC (as every count row's hour): where old
+    hours are counted."""
+    return hour_of(moment).replace(day=1, hour=0)
+
+
+def hourly_since(now: datetime | None = None) -> datetime:
+    """The oldest hour still counted on its own row."""
+    return hour_of((now or timezone.now()) - HOURLY_FOR)
+
+
+def counted_hour(hour: datetime, since: datetime) -> datetime:
+    """The count row's hour for conversions marked in ``hour``: that hour from ``since`` on,
+    before it its month."""
+    return hour if hour >= since else month_of(hour)
 
 
 def changed_pairs() -> list[tuple[str, str]]:
@@ -63,8 +96,9 @@ def changed_pairs() -> list[tuple[str, str]]:
 def _moves(rows: Any) -> dict[counters.FrozenKey, dict[str, int]]:
     """The counter changes that (created_at, counted_status, status) rows call for."""
     totals: dict[counters.FrozenKey, dict[str, int]] = {}
+    since = hourly_since()
     for created_at, counted, current in rows:
-        hour = hour_of(created_at)
+        hour = counted_hour(hour_of(created_at), since)
         if counted:
             counters.tally(totals, {"hour": hour, "status": counted}, {"conversions": -1})
         counters.tally(totals, {"hour": hour, "status": current}, {"conversions": 1})
@@ -103,10 +137,33 @@ def fold_deletions(*, batch_size: int) -> int:
         rows = counters.locked(StatusCountChange.objects.all())
         batch = list(rows.order_by().values_list("pk", "hour", "status", "change")[:batch_size])
         totals: dict[counters.FrozenKey, dict[str, int]] = {}
+        since = hourly_since()
         for _pk, hour, status, change in batch:
-            counters.tally(totals, {"hour": hour, "status": status}, {"conversions": change})
+            key = {"hour": counted_hour(hour, since), "status": status}
+            counters.tally(totals, key, {"conversions": change})
         counters.add_all(StatusCount, totals, counts=COUNTS)
         StatusCountChange.objects.filter(pk__in=[row[0] for row in batch]).delete()
+    return len(batch)
+
+
+def compact_counts(*, batch_size: int) -> int:
+    """Move one batch of hourly counts older than :data:`HOURLY_FOR` into their months' rows,
+    in one transaction; returns how many hourly rows it moved. Each sweep's fold runs it:
+    about a day's worth of hours ages past the limit each day."""
+    since = hourly_since()
+    with transaction.atomic():
+        counters.take_write_lock(StatusCount, "conversions")
+        # The months' rows are read too (a handful a year) and told apart here: a filter on
+        # the day and hour would be cut in the database's session time zone.
+        old = counters.locked(StatusCount.objects.filter(hour__lt=since))
+        rows = old.order_by("hour", "status").values_list("pk", "hour", "status", "conversions")
+        batch = [row for row in rows if row[1] != month_of(row[1])][:batch_size]
+        totals: dict[counters.FrozenKey, dict[str, int]] = {}
+        for _pk, hour, status, conversions in batch:
+            key = {"hour": month_of(hour), "status": status}
+            counters.tally(totals, key, {"conversions": conversions})
+        StatusCount.objects.filter(pk__in=[row[0] for row in batch]).delete()
+        counters.add_all(StatusCount, totals, counts=COUNTS)
     return len(batch)
 
 
@@ -162,9 +219,14 @@ def totals() -> dict[str, int]:
 
 
 def totals_since(*starts: datetime) -> list[dict[str, int]]:
-    """For each of ``starts`` (cut at its whole UTC hour), how many conversions marked since
-    then are in each status now; one query for them all."""
-    return _live([hour_of(start) for start in starts])
+    """For each of ``starts`` (cut at its whole UTC hour, within :data:`HOURLY_FOR` of now),
+    how many conversions marked since then are in each status now; one query for them all."""
+    hours = [hour_of(start) for start in starts]
+    since = hourly_since()
+    if any(hour < since for hour in hours):
+        # Older hours are counted by month: a count from one would be wrong, not slow.
+        raise ValueError(f"totals_since() counts from {HOURLY_FOR.days} days ago at most")
+    return _live(hours)
 
 
 # --- deletion ---------------------------------------------------------------------------------
@@ -248,11 +310,11 @@ def rebuild_counts(*, batch_size: int = 5000) -> int:
     with transaction.atomic():
         Conversion.objects.exclude(counted_status=F("status")).update(counted_status=F("status"))
         totals: dict[counters.FrozenKey, dict[str, int]] = {}
+        since = hourly_since()
         rows = Conversion.objects.order_by().values_list("created_at", "status")
         for created_at, status in rows.iterator(chunk_size=batch_size):
-            counters.tally(
-                totals, {"hour": hour_of(created_at), "status": status}, {"conversions": 1}
-            )
+            hour = counted_hour(hour_of(created_at), since)
+            counters.tally(totals, {"hour": hour, "status": status}, {"conversions": 1})
         StatusCount.objects.all().delete()
         StatusCountChange.objects.all().delete()
         StatusCount.objects.bulk_create(
