@@ -108,6 +108,9 @@ def claim_batch(
             candidates = due.filter(status=status).order_by("next_attempt_at")
             if features.has_select_for_update_skip_locked:
                 # PostgreSQL, MariaDB >= 10.6, MySQL 8: parallel workers skip each other's rows.
+                # Read first, not as a subquery of the UPDATE as on SQLite: PostgreSQL may run
+                # a LIMITed, locking subquery more than once and take more rows than asked
+                # (tried: a claim of 2 took 3, tests/test_lease.py).
                 chosen = list(
                     candidates.select_for_update(skip_locked=True).values_list("pk", flat=True)[
                         :wanted
