@@ -81,23 +81,31 @@ def test_killed_worker_rows_are_reclaimed_after_the_lease(tmp_path):
     ids = make_due(count, "KILL")
     concurrency = 4
     overrides = {"TIMEOUT": 2, "LEASE_SECONDS": 3}
-    killed = threading.Event()
+    victim_pid: list[int] = []
+    started, killed = threading.Event(), threading.Event()
+    kill_once = threading.Lock()
 
-    def hold(request: object) -> None:
-        # From a quarter on, no answer until the victim is dead: it dies mid-send, holding
-        # claims, however the machine schedules it.
+    def kill_at_a_quarter(request: object) -> None:
+        # The request that makes a quarter kills the victim before it is answered: it dies
+        # mid-send, holding claims. Killed from here, not by the test once it has seen the
+        # quarter arrive: on a busy machine that took longer than TIMEOUT, the requests in
+        # flight timed out first, and their rows waited for a retry after the rerun.
         if len(sandbox.requests) >= count // 4:
-            killed.wait(30)
+            with kill_once:
+                if not killed.is_set():
+                    started.wait(30)
+                    os.kill(victim_pid[0], signal.SIGKILL)
+                    killed.set()
 
-    with Sandbox(latency=0.02, on_request=hold) as sandbox:
+    with Sandbox(latency=0.02, on_request=kill_at_a_quarter) as sandbox:
         env = worker_env(sandbox_settings(sandbox, **overrides))
         with running(
             report_run("--concurrency", str(concurrency)), env, log=tmp_path / "victim.log"
         ) as victim:
-            assert sandbox.wait_for(count // 4, timeout=120)
-            os.kill(victim.pid, signal.SIGKILL)
+            victim_pid.append(victim.pid)
+            started.set()
+            assert killed.wait(120)
             victim.wait(timeout=10)
-            killed.set()
         killed_at = len(sandbox.requests)
         assert killed_at < count, "the worker finished before it could be killed"
         orphans = list(
