@@ -279,6 +279,53 @@ def test_marking_reporting_sweeping_and_deleting_at_once_lose_no_count(settings:
     assert {key: n for key, n in rows.items() if n} == dict(per_hour)
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    connection.vendor == "sqlite", reason="SQLite has one writer at a time (see test_insights)"
+)
+def test_old_hours_move_into_their_months_while_sweeps_report_and_delete(settings: Any) -> None:
+    configure(settings, BACKEND=LOCMEM, DISPATCH="manual")
+    now = timezone.now()
+    old = [
+        ConversionFactory(created_at=now - timedelta(days=40, hours=n % 30))
+        for n in range(THREADS * PER_THREAD)
+    ]
+    insights.refresh()
+    # Counted one row per hour, as they were while recent (or by a version before months).
+    StatusCount.objects.all().delete()
+    per_hour = Counter((hour_of(c.created_at), c.status) for c in old)
+    StatusCount.objects.bulk_create(
+        StatusCount(hour=hour, status=status, conversions=n)
+        for (hour, status), n in per_hour.items()
+    )
+    turns = itertools.count()
+    lock = threading.Lock()
+
+    def work() -> int:
+        with lock:
+            me = next(turns)
+        mine = old[me * PER_THREAD : (me + 1) * PER_THREAD]
+        for index, conversion in enumerate(mine):
+            step = (me + index) % 4
+            if step == 0:
+                insights.refresh(batch_size=5)  # a sweep: it compacts among the rest
+            elif step == 1:
+                conversion.delete()  # an old hour's -1
+            elif step == 2:
+                report_pending(limit=2, concurrency=1)  # old rows change status
+            else:
+                mark_converted(f"M{me:02d}{index:013d}")  # a recent hour
+        return me
+
+    done, errors = run_together(THREADS, work)
+    assert errors == [], "".join(traceback.format_exception(errors[0]))
+    assert sorted(done) == list(range(THREADS))
+    assert queries.status_counts() == recount()
+    assert_exact()
+    since = hourly_since()
+    assert all(hour == month_of(hour) for hour, _ in count_rows() if hour < since)
+
+
 class _Cause(Exception):
     def __init__(self, *args: object, sqlstate: str | None = None) -> None:
         super().__init__(*args)
