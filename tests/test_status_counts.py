@@ -294,8 +294,7 @@ def test_marking_reporting_sweeping_and_deleting_at_once_lose_no_count(settings:
         (hour_of(created), status)
         for created, status in Conversion.objects.values_list("created_at", "status")
     )
-    rows = {(row.hour, row.status): row.conversions for row in StatusCount.objects.all()}
-    assert {key: n for key, n in rows.items() if n} == dict(per_hour)
+    assert {key: n for key, n in count_rows().items() if n} == dict(per_hour)
 
 
 @concurrent_writers

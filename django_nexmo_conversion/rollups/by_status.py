@@ -150,14 +150,19 @@ def compact_counts(*, batch_size: int) -> int:
     """Move one batch of hourly counts older than :data:`HOURLY_FOR` into their months' rows,
     in one transaction; returns how many hourly rows it moved. Each sweep's fold runs it:
     about a day's worth of hours ages past the limit each day."""
-    since = hourly_since()
+    # Which rows aged, read without a lock or a transaction: most sweeps find none, and the
+    # months' rows (a handful a year, read too and told apart here: a filter on the day and
+    # hour would be cut in the database's session time zone) are not locked for nothing.
+    old = StatusCount.objects.filter(hour__lt=hourly_since()).values_list("pk", "hour")
+    aged = [pk for pk, hour in old.order_by("hour", "status") if hour != month_of(hour)]
+    if not aged:
+        return 0
     with transaction.atomic():
         counters.take_write_lock(StatusCount, "conversions")
-        # The months' rows are read too (a handful a year) and told apart here: a filter on
-        # the day and hour would be cut in the database's session time zone.
-        old = counters.locked(StatusCount.objects.filter(hour__lt=since))
-        rows = old.order_by("hour", "status").values_list("pk", "hour", "status", "conversions")
-        batch = [row for row in rows if row[1] != month_of(row[1])][:batch_size]
+        rows = counters.locked(StatusCount.objects.filter(pk__in=aged[:batch_size]))
+        batch = list(
+            rows.order_by("hour", "status").values_list("pk", "hour", "status", "conversions")
+        )
         totals: dict[counters.FrozenKey, dict[str, int]] = {}
         for _pk, hour, status, conversions in batch:
             key = {"hour": month_of(hour), "status": status}
