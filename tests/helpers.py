@@ -10,7 +10,7 @@ import http.client
 import socket
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +18,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from django.db import connections
+import pytest
+from django.db import connection, connections
 from django.urls import reverse
 from django.utils import timezone
 
@@ -169,6 +170,33 @@ def run_together(threads: int, work: Callable[[], T]) -> tuple[list[T], list[Bas
     for each in started:
         each.join()
     return returned, raised
+
+
+def one_at_a_time(items: Iterator[T]) -> Callable[[], T]:
+    """The next of ``items`` per call, from any thread: how each of :func:`run_together`'s
+    threads takes its own number, or its own share of the work."""
+    lock = threading.Lock()
+
+    def take() -> T:
+        with lock:
+            return next(items)
+
+    return take
+
+
+TestFunction = TypeVar("TestFunction", bound=Callable[..., None])
+
+
+def concurrent_writers(test: TestFunction) -> TestFunction:
+    """For a test whose threads write at once: on PostgreSQL and MariaDB, where writers really
+    overlap and row locks decide, with committed rows (each thread has its own connection).
+    SQLite has one writer at a time and answers a second thread's write in a deferred
+    transaction with "database is locked" rather than waiting: not a set-up the app supports
+    there, and each such test's sequential twin checks the same on it."""
+    only_servers = pytest.mark.skipif(
+        connection.vendor == "sqlite", reason="SQLite has one writer at a time"
+    )
+    return pytest.mark.django_db(transaction=True)(only_servers(test))
 
 
 S = TypeVar("S", bound="LoopbackServer")

@@ -2,40 +2,27 @@
 move counts to another network, and sweep (fold the uncounted rows in), all on the same
 rows at once.
 
-For PostgreSQL and MariaDB (``NEXMO_TEST_DB=postgres`` / ``mariadb``), where writers
-really overlap and row locks decide. SQLite has one writer at a time and answers a second
-thread's write in a deferred transaction with "database is locked" rather than waiting, so
-threads writing at once are not a set-up the app supports there; the sequential tests in
-``test_insights.py`` check the same counts on it.
+For PostgreSQL and MariaDB (``NEXMO_TEST_DB=postgres`` / ``mariadb``: ``concurrent_writers``
+says why not SQLite); the sequential tests in ``test_insights.py`` check the same counts on it.
 """
 
 from __future__ import annotations
 
 import itertools
-import threading
 from typing import Any
-
-import pytest
-from django.db import connection
 
 from django_nexmo_conversion import insights, mark_converted, record_message, record_sms_response
 from django_nexmo_conversion.insights import conversion_rates
 from django_nexmo_conversion.models import SentMessage
 
-from .helpers import run_together
+from .helpers import concurrent_writers, one_at_a_time, run_together
 from .test_insights import assert_matches_recount, receipt
-
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor == "sqlite", reason="SQLite refuses concurrent writers (see above)"
-    ),
-]
 
 THREADS = 6
 PER_THREAD = 15
 
 
+@concurrent_writers
 def test_concurrent_writers_lose_no_count(settings: Any):
     # Recorded without a network: receipts fill it in while other threads convert them.
     # The first half is counted already (their receipts move counts); the second is not (the
@@ -49,12 +36,10 @@ def test_concurrent_writers_lose_no_count(settings: Any):
         record_message(f"W{index:015d}", recipient=f"4477009{index:05d}")
         for index in range(half, THREADS * PER_THREAD)
     ]
-    turns = itertools.count()
-    lock = threading.Lock()
+    next_turn = one_at_a_time(itertools.count())
 
     def work() -> int:
-        with lock:
-            me = next(turns)
+        me = next_turn()
         mine = waiting[me::THREADS]
         for index, message in enumerate(mine):
             response = {

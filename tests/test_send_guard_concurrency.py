@@ -7,36 +7,27 @@ import itertools
 import threading
 from typing import Any
 
-import pytest
-from django.db import connection
-
 from django_nexmo_conversion import guard, record_message
 from django_nexmo_conversion.models import GuardEvent
 
-from .helpers import configure, run_together
-
-pytestmark = pytest.mark.django_db(transaction=True)
+from .helpers import concurrent_writers, configure, one_at_a_time, run_together
 
 THREADS = 8
 PER_THREAD = 6
 
 
-@pytest.mark.skipif(
-    connection.vendor == "sqlite", reason="SQLite has one writer at a time (see test_insights)"
-)
+@concurrent_writers
 def test_eight_threads_on_one_attacked_prefix_let_through_no_more_than_one_plus_in_flight(
     settings: Any,
 ) -> None:
     # A country never sent to: one thread alone lets NEW_DESTINATION_MAX (5) through.
     configure(settings, GUARD={"MODE": "enforce"})
-    numbers = (f"234803{i:07d}" for i in itertools.count(0, 1000))
-    lock = threading.Lock()
+    next_number = one_at_a_time(f"234803{i:07d}" for i in itertools.count(0, 1000))
 
     def work() -> list[bool]:
         allowed = []
         for _ in range(PER_THREAD):
-            with lock:
-                number = next(numbers)
+            number = next_number()
             decision = guard.check(number, client=f"10.0.0.{threading.get_ident() % 250}")
             if decision.allowed:
                 record_message(f"C{number}", recipient=number)

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import io
 import itertools
-import threading
 import traceback
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -40,7 +38,7 @@ from django_nexmo_conversion.rollups.counters import lock_conflict
 from django_nexmo_conversion.rollups.rates import hour_of
 from django_nexmo_conversion.testing.factories import ConversionFactory
 
-from .helpers import configure, mark_many, run_together
+from .helpers import concurrent_writers, configure, mark_many, one_at_a_time, run_together
 
 LOCMEM = "django_nexmo_conversion.backends.locmem.LocmemBackend"
 
@@ -241,34 +239,11 @@ def test_rebuild_leaves_fresh_planner_statistics() -> None:
 THREADS = 6
 PER_THREAD = 12
 
-TestFunction = TypeVar("TestFunction", bound=Callable[..., None])
-
-
-def concurrent_writers(test: TestFunction) -> TestFunction:
-    """On PostgreSQL and MariaDB, where writers really overlap, with committed rows (the
-    threads have connections of their own)."""
-    only_servers = pytest.mark.skipif(
-        connection.vendor == "sqlite", reason="SQLite has one writer at a time (see test_insights)"
-    )
-    return pytest.mark.django_db(transaction=True)(only_servers(test))
-
-
-def turn_taker() -> Callable[[], int]:
-    """0, 1, 2, ...: one number per call, from any thread (each thread's share of the work)."""
-    turns = itertools.count()
-    lock = threading.Lock()
-
-    def take() -> int:
-        with lock:
-            return next(turns)
-
-    return take
-
 
 @concurrent_writers
 def test_marking_reporting_sweeping_and_deleting_at_once_lose_no_count(settings: Any) -> None:
     configure(settings, BACKEND=LOCMEM, DISPATCH="manual")
-    next_turn = turn_taker()
+    next_turn = one_at_a_time(itertools.count())
 
     def work() -> int:
         me = next_turn()
@@ -313,7 +288,7 @@ def test_old_hours_move_into_their_months_while_sweeps_report_and_delete(setting
         StatusCount(hour=hour, status=status, conversions=n)
         for (hour, status), n in per_hour.items()
     )
-    next_turn = turn_taker()
+    next_turn = one_at_a_time(itertools.count())
 
     def work() -> int:
         me = next_turn()

@@ -27,7 +27,7 @@ from django_nexmo_conversion.reporting.outcomes import ERROR_TEXT_MAX, storable,
 from django_nexmo_conversion.sandbox import Sandbox
 from django_nexmo_conversion.transport.wire import Account, Answer, Report
 
-from .helpers import configure, mark_many, run_together
+from .helpers import configure, mark_many, one_at_a_time, run_together
 from .processes import wait_until
 
 LOCMEM = "django_nexmo_conversion.backends.locmem.LocmemBackend"
@@ -282,12 +282,10 @@ def test_upgrades_racing_a_report_run_are_never_lost(settings: Any) -> None:
         count = 12
         for n in range(count):
             mark_converted(f"RACE{n:02d}", delivered=False)
-        turn = iter(range(count + 1))
-        lock = threading.Lock()
+        next_turn = one_at_a_time(iter(range(count + 1)))
 
         def work() -> tuple[str, str]:
-            with lock:
-                n = next(turn)
+            n = next_turn()
             if n == 0:
                 report_pending()
                 return "", ""
