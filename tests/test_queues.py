@@ -89,14 +89,18 @@ def test_celery_worker_reports_each_conversion_once_after_commit(
     env = worker_env(sandbox_settings(nexmo_sandbox), NEXMO_TEST_BROKER_URL=url)
 
     with running(celery_worker(), env, log=tmp_path / "worker.log"):
+        # The rolled-back mark first, while the worker has nothing to write: on SQLite, in a
+        # deferred transaction (Django's default there), a write after a read fails at once
+        # with "database is locked" while another process writes, instead of waiting. CI hit
+        # it with this mark placed after the worker had begun reporting the twenty.
+        with transaction.atomic():
+            mark_converted("ROLLEDBACK0001")
+            transaction.set_rollback(True)
         with transaction.atomic():
             for n in range(20):
                 mark_converted(f"CELERY{broker.upper()}{n:04d}")
             # Enqueued on commit: the worker cannot see a row before it is committed.
             assert not nexmo_sandbox.requests
-        with transaction.atomic():
-            mark_converted("ROLLEDBACK0001")
-            transaction.set_rollback(True)
         assert wait_until(lambda: reported_count() == 20, timeout=60), (
             tmp_path / "worker.log"
         ).read_text()[-3000:]
